@@ -1,0 +1,329 @@
+/*
+ * ct.c - program name, messages, thread-local errors, checked allocation,
+ * strict option parsing and atomic file output.  See ct.h for the contracts.
+ */
+#define _GNU_SOURCE
+#include "ct.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- program name and messages ---- */
+
+static const char *progname = "ctvis";
+int ct_log_level = 0;
+
+/* Temporary files that must disappear if the process dies or is interrupted. */
+#define CT_MAX_PENDING 16
+static char *pending_tmp[CT_MAX_PENDING];
+static void (*atdie_fn)(void);
+
+static void remove_pending(void) {
+    for (int i = 0; i < CT_MAX_PENDING; i++)
+        if (pending_tmp[i]) unlink(pending_tmp[i]);
+}
+
+static void on_signal(int sig) {
+    remove_pending();                        /* unlink is async-signal-safe */
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+void ct_init(const char *argv0) {
+    const char *slash = argv0 ? strrchr(argv0, '/') : NULL;
+    progname = slash ? slash + 1 : (argv0 && *argv0 ? argv0 : "ctvis");
+    const char *lv = getenv("CT_LOG");
+    if (lv) {
+        if (!strcmp(lv, "debug")) ct_log_level = 2;
+        else if (!strcmp(lv, "info")) ct_log_level = 1;
+    }
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGHUP, on_signal);
+}
+
+const char *ct_progname(void) { return progname; }
+
+void ct_atdie(void (*fn)(void)) { atdie_fn = fn; }
+
+static void vmsg(const char *fmt, va_list ap) {
+    /* one write() per message so that lines of parallel tools do not interleave */
+    char buf[4096];
+    int n = snprintf(buf, sizeof buf, "%s: ", progname);
+    if (n < 0) n = 0;
+    int m = vsnprintf(buf + n, sizeof buf - (size_t)n, fmt, ap);
+    if (m < 0) m = 0;
+    size_t len = (size_t)n + (size_t)m;
+    if (len > sizeof buf - 2) len = sizeof buf - 2;
+    /* keep the message on one line */
+    for (size_t i = (size_t)n; i < len; i++)
+        if (buf[i] == '\n' || buf[i] == '\r') buf[i] = ' ';
+    buf[len++] = '\n';
+    ssize_t w = write(2, buf, len);
+    (void)w;
+}
+
+void ct_die(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vmsg(fmt, ap);
+    va_end(ap);
+    if (atdie_fn) atdie_fn();
+    remove_pending();
+    exit(CT_EXIT_FAIL);
+}
+
+void ct_warn(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vmsg(fmt, ap);
+    va_end(ap);
+}
+
+void ct_usage_die(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vmsg(fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "Try '%s --help'.\n", progname);
+    exit(CT_EXIT_USAGE);
+}
+
+void ct_log(int level, const char *fmt, ...) {
+    if (level > ct_log_level) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vmsg(fmt, ap);
+    va_end(ap);
+}
+
+void ct_assert_fail(const char *file, int line, const char *expr) {
+    fprintf(stderr, "%s: %s:%d: internal error: assertion '%s' failed\n", progname, file, line, expr);
+    remove_pending();
+    abort();
+}
+
+/* ---- thread-local last error ---- */
+
+static _Thread_local char lasterr[1024];
+
+int ct_seterr(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(lasterr, sizeof lasterr, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int ct_prefixerr(const char *fmt, ...) {
+    char old[sizeof lasterr], pre[512];
+    memcpy(old, lasterr, sizeof old);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(pre, sizeof pre, fmt, ap);
+    va_end(ap);
+    snprintf(lasterr, sizeof lasterr, "%s: %s", pre, old);
+    return -1;
+}
+
+const char *ct_lasterr(void) { return lasterr; }
+
+/* ---- memory ---- */
+
+static void oom(size_t n) {
+    ct_die("out of memory (asked for %zu bytes)", n);
+}
+
+void *ct_xmalloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    if (!p) oom(n);
+    return p;
+}
+
+void *ct_xcalloc(size_t n, size_t size) {
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p) oom(n * size);
+    return p;
+}
+
+void *ct_xrealloc(void *p, size_t n) {
+    void *q = realloc(p, n ? n : 1);
+    if (!q) oom(n);
+    return q;
+}
+
+char *ct_xstrdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *d = ct_xmalloc(n);
+    memcpy(d, s, n);
+    return d;
+}
+
+void *ct_xaligned(size_t nbytes) {
+    size_t n = (nbytes + 63) & ~(size_t)63;
+    if (n < nbytes) oom(nbytes);
+    void *p = aligned_alloc(64, n ? n : 64);
+    if (!p) oom(nbytes);
+    return p;
+}
+
+/* ---- parsing ---- */
+
+int ct_parse_double(const char *s, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end != '\0' || errno == ERANGE || isnan(v))
+        return ct_seterr("invalid number '%s'", s);
+    *out = v;
+    return 0;
+}
+
+int ct_parse_long(const char *s, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end != '\0' || errno == ERANGE)
+        return ct_seterr("invalid integer '%s'", s);
+    *out = v;
+    return 0;
+}
+
+/* Split "a,b,c" (or "a x b x c") and parse each part with fn. */
+static int parse_list(const char *s, void *out, int n, int allow_one, int is_long) {
+    char buf[512];
+    if (strlen(s) >= sizeof buf) return ct_seterr("list too long '%s'", s);
+    strcpy(buf, s);
+    int k = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",x", &save); tok; tok = strtok_r(NULL, ",x", &save)) {
+        if (k >= n) return ct_seterr("expected %d values in '%s'", n, s);
+        int rc = is_long ? ct_parse_long(tok, (long *)out + k) : ct_parse_double(tok, (double *)out + k);
+        if (rc) return ct_seterr("invalid value '%s' in '%s'", tok, s);
+        k++;
+    }
+    if (k == 1 && allow_one) {
+        for (int i = 1; i < n; i++) {
+            if (is_long) ((long *)out)[i] = ((long *)out)[0];
+            else ((double *)out)[i] = ((double *)out)[0];
+        }
+        return 0;
+    }
+    if (k != n) return ct_seterr("expected %d values in '%s'", n, s);
+    return 0;
+}
+
+int ct_parse_doubles(const char *s, double *out, int n, int allow_one) {
+    return parse_list(s, out, n, allow_one, 0);
+}
+
+int ct_parse_longs(const char *s, long *out, int n, int allow_one) {
+    return parse_list(s, out, n, allow_one, 1);
+}
+
+/* ---- misc ---- */
+
+double ct_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+long ct_peak_rss_kb(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return -1;
+    char line[256];
+    long kb = -1;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmHWM:", 6)) {
+            kb = strtol(line + 6, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return kb;
+}
+
+/* ---- atomic output files ---- */
+
+static void pending_add(char *tmp) {
+    for (int i = 0; i < CT_MAX_PENDING; i++)
+        if (!pending_tmp[i]) {
+            pending_tmp[i] = tmp;
+            return;
+        }
+}
+
+static void pending_del(const char *tmp) {
+    for (int i = 0; i < CT_MAX_PENDING; i++)
+        if (pending_tmp[i] == tmp) pending_tmp[i] = NULL;
+}
+
+int ct_atomic_open(struct ct_atomic *a, const char *path) {
+    a->path = ct_xstrdup(path);
+    size_t n = strlen(path) + 32;
+    a->tmp = ct_xmalloc(n);
+    /* ".name.tmpXXXXXX" next to the target so rename() stays on one filesystem */
+    const char *slash = strrchr(path, '/');
+    int dirlen = slash ? (int)(slash - path + 1) : 0;
+    snprintf(a->tmp, n, "%.*s.%s.tmpXXXXXX", dirlen, path, path + dirlen);
+    a->fd = mkstemp(a->tmp);
+    if (a->fd < 0) {
+        int e = errno;
+        free(a->path);
+        free(a->tmp);
+        a->path = a->tmp = NULL;
+        return ct_seterr("%s: cannot create: %s", path, strerror(e));
+    }
+    fchmod(a->fd, 0644);
+    pending_add(a->tmp);
+    return 0;
+}
+
+int ct_atomic_commit(struct ct_atomic *a) {
+    int rc = 0;
+    if (a->fd >= 0 && close(a->fd) != 0) rc = ct_seterr("%s: close: %s", a->path, strerror(errno));
+    a->fd = -1;
+    if (rc == 0 && rename(a->tmp, a->path) != 0)
+        rc = ct_seterr("%s: rename: %s", a->path, strerror(errno));
+    if (rc != 0) unlink(a->tmp);
+    pending_del(a->tmp);
+    free(a->tmp);
+    free(a->path);
+    a->tmp = a->path = NULL;
+    return rc;
+}
+
+void ct_atomic_abort(struct ct_atomic *a) {
+    if (!a || !a->tmp) return;
+    if (a->fd >= 0) close(a->fd);
+    a->fd = -1;
+    unlink(a->tmp);
+    pending_del(a->tmp);
+    free(a->tmp);
+    free(a->path);
+    a->tmp = a->path = NULL;
+}
+
+int ct_write_all(int fd, const void *buf, size_t n) {
+    const char *p = buf;
+    while (n > 0) {
+        ssize_t w = write(fd, p, n > (1u << 30) ? (1u << 30) : n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EPIPE) return ct_seterr("write: broken pipe (the reading end has closed)");
+            return ct_seterr("write: %s", strerror(errno));
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}

@@ -1,0 +1,461 @@
+/*
+ * nii.c - NIfTI reading and writing (see nii.h for the policy).
+ */
+#define _GNU_SOURCE
+#include "nii.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libdeflate.h>
+#include <math.h>
+#include <nifti2_io.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "ct.h"
+
+/* ---- datatypes ---- */
+
+static int dt_to_tn(int dt, enum tn_dtype *out) {
+    switch (dt) {
+    case DT_UINT8: *out = TN_U8; return 0;
+    case DT_INT8: *out = TN_I8; return 0;
+    case DT_UINT16: *out = TN_U16; return 0;
+    case DT_INT16: *out = TN_I16; return 0;
+    case DT_UINT32: *out = TN_U32; return 0;
+    case DT_INT32: *out = TN_I32; return 0;
+    case DT_UINT64: *out = TN_U64; return 0;
+    case DT_INT64: *out = TN_I64; return 0;
+    case DT_FLOAT32: *out = TN_F32; return 0;
+    case DT_FLOAT64: *out = TN_F64; return 0;
+    default: return -1;
+    }
+}
+
+static int tn_to_dt(enum tn_dtype t) {
+    static const int map[TN_DTYPE_COUNT] = {
+        [TN_U8] = DT_UINT8,   [TN_I8] = DT_INT8,   [TN_U16] = DT_UINT16, [TN_I16] = DT_INT16,
+        [TN_U32] = DT_UINT32, [TN_I32] = DT_INT32, [TN_U64] = DT_UINT64, [TN_I64] = DT_INT64,
+        [TN_F32] = DT_FLOAT32, [TN_F64] = DT_FLOAT64,
+    };
+    return map[t];
+}
+
+/* ---- raw file access ---- */
+
+struct filebuf {
+    const uint8_t *p;                /* whole file, mmap'd */
+    size_t         n;
+    int            gz;
+};
+
+static int file_map(const char *path, struct filebuf *fb) {
+    memset(fb, 0, sizeof *fb);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return ct_seterr("%s", strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        return ct_seterr("%s", strerror(errno));
+    }
+    if (S_ISDIR(st.st_mode)) {
+        close(fd);
+        return ct_seterr("is a directory");
+    }
+    if (st.st_size == 0) {
+        close(fd);
+        return ct_seterr("empty file");
+    }
+    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) return ct_seterr("mmap: %s", strerror(errno));
+    madvise(p, (size_t)st.st_size, MADV_SEQUENTIAL);
+    fb->p = p;
+    fb->n = (size_t)st.st_size;
+    fb->gz = fb->n >= 2 && fb->p[0] == 0x1f && fb->p[1] == 0x8b;
+    return 0;
+}
+
+static void file_unmap(struct filebuf *fb) {
+    if (fb->p) munmap((void *)fb->p, fb->n);
+    fb->p = NULL;
+}
+
+/* Inflate the first `want` bytes of a gzip stream (handles multi-member files)
+ * with zlib.  Returns the number of bytes produced (< want when the stream
+ * ends early), or -1 + lasterr on corrupt data. */
+static int64_t gz_inflate_prefix(const struct filebuf *fb, uint8_t *out, size_t want) {
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (inflateInit2(&z, 15 + 32) != Z_OK) return ct_seterr("zlib init failed");
+    const uint8_t *in = fb->p;
+    size_t in_left = fb->n, produced = 0;
+    while (produced < want) {
+        z.next_in = (Bytef *)in;
+        z.avail_in = in_left > (1u << 30) ? (1u << 30) : (uInt)in_left;
+        z.next_out = out + produced;
+        size_t room = want - produced;
+        z.avail_out = room > (1u << 30) ? (1u << 30) : (uInt)room;
+        uInt ai = z.avail_in, ao = z.avail_out;
+        int rc = inflate(&z, Z_NO_FLUSH);
+        in += ai - z.avail_in;
+        in_left -= ai - z.avail_in;
+        produced += ao - z.avail_out;
+        if (rc == Z_STREAM_END) {
+            /* another gzip member may follow */
+            if (in_left >= 2 && in[0] == 0x1f && in[1] == 0x8b) {
+                inflateReset(&z);
+                continue;
+            }
+            break;
+        }
+        if (rc == Z_BUF_ERROR && in_left == 0) break;   /* input ran out: truncated */
+        if (rc != Z_OK && rc != Z_BUF_ERROR) {
+            inflateEnd(&z);
+            return ct_seterr("corrupt gzip data (%s)", z.msg ? z.msg : "inflate failed");
+        }
+    }
+    inflateEnd(&z);
+    return (int64_t)produced;
+}
+
+/* Decompress into out[0..want) with libdeflate (all members), falling back to
+ * zlib.  Fails unless exactly `want` bytes are available (extra bytes after
+ * them are ignored). */
+static int gz_inflate_all(const struct filebuf *fb, uint8_t *out, size_t want) {
+    struct libdeflate_decompressor *d = libdeflate_alloc_decompressor();
+    if (!d) return ct_seterr("out of memory");
+    const uint8_t *in = fb->p;
+    size_t in_left = fb->n, produced = 0;
+    int ok = 0;
+    while (in_left > 0 && produced < want) {
+        size_t in_used = 0, out_n = 0;
+        enum libdeflate_result r =
+            libdeflate_gzip_decompress_ex(d, in, in_left, out + produced, want - produced, &in_used, &out_n);
+        if (r != LIBDEFLATE_SUCCESS) break;       /* let zlib produce the precise diagnosis */
+        produced += out_n;
+        in += in_used;
+        in_left -= in_used;
+        if (produced == want) ok = 1;
+    }
+    libdeflate_free_decompressor(d);
+    if (ok) return 0;
+    /* Slow path: more data than `want` in one member, trailing garbage, or a
+     * damaged stream.  zlib tells truncation from corruption. */
+    int64_t got = gz_inflate_prefix(fb, out, want);
+    if (got < 0) return -1;
+    if ((size_t)got < want)
+        return ct_seterr("truncated file (gzip data ends after %lld of the %zu bytes the header promises)",
+                         (long long)got, want);
+    return 0;
+}
+
+/* ---- header decoding ---- */
+
+static void mat_copy(double dst[4][4], const nifti_dmat44 *m) {
+    for (int r = 0; r < 4; r++)
+        for (int c = 0; c < 4; c++) dst[r][c] = m->m[r][c];
+}
+
+/* Decode a header at p (>= 540 bytes available or the whole file). */
+static int header_decode(const uint8_t *p, size_t n, const char *path, struct nii_image *im, int64_t *vox_offset) {
+    memset(im, 0, sizeof *im);
+    if (n < 348) return ct_seterr("not a NIfTI file (only %zu bytes)", n);
+    int32_t sz;
+    memcpy(&sz, p, 4);
+    int swap = 0;
+    nifti_set_debug_level(0);
+    nifti_image *nim = NULL;
+    if (sz == 348 || sz == 0x5c010000) {              /* NIfTI-1 (or ANALYZE) */
+        swap = sz != 348;
+        nifti_1_header h;
+        memcpy(&h, p, sizeof h);
+        if (swap) nifti_swap_as_nifti1(&h);
+        if (memcmp(h.magic, "n+1", 4) != 0) {
+            if (memcmp(h.magic, "ni1", 4) == 0)
+                return ct_seterr("NIfTI-1 header/image pair (.hdr/.img) is not supported; convert to .nii");
+            return ct_seterr("not a NIfTI file (ANALYZE 7.5 or bad magic)");
+        }
+        nim = nifti_convert_n1hdr2nim(h, path);
+        im->version = 1;
+    } else if (sz == 540 || sz == 0x1c020000) {       /* NIfTI-2 */
+        if (n < 540) return ct_seterr("truncated file (NIfTI-2 header needs 540 bytes, got %zu)", n);
+        swap = sz != 540;
+        nifti_2_header h;
+        memcpy(&h, p, sizeof h);
+        if (swap) nifti_swap_as_nifti2(&h);
+        if (memcmp(h.magic, "n+2", 4) != 0)
+            return ct_seterr(memcmp(h.magic, "ni2", 4) == 0 ? "NIfTI-2 header/image pair is not supported"
+                                                             : "not a NIfTI-2 file (bad magic)");
+        nim = nifti_convert_n2hdr2nim(h, path);
+        im->version = 2;
+    } else {
+        return ct_seterr("not a NIfTI file (header size field is %d, expected 348 or 540)", (int)sz);
+    }
+    if (!nim) return ct_seterr("invalid NIfTI header");
+    im->datatype = nim->datatype;
+    im->ndim = (int)nim->dim[0];
+    for (int i = 0; i < 8; i++) {
+        im->dim[i] = nim->dim[i];
+        im->pixdim[i] = nim->pixdim[i];
+    }
+    im->scl_slope = nim->scl_slope;
+    im->scl_inter = nim->scl_inter;
+    im->qform_code = nim->qform_code;
+    im->sform_code = nim->sform_code;
+    mat_copy(im->qform, &nim->qto_xyz);
+    mat_copy(im->sform, &nim->sto_xyz);
+    im->big_endian = swap;                            /* host is little-endian (x86-64, arm64) */
+    *vox_offset = nim->iname_offset;
+    nifti_image_free(nim);
+
+    if (im->ndim < 1 || im->ndim > 7) return ct_seterr("invalid dim[0] = %d", im->ndim);
+    for (int i = 1; i <= im->ndim; i++)
+        if (im->dim[i] < 1) return ct_seterr("invalid dim[%d] = %lld", i, (long long)im->dim[i]);
+    enum tn_dtype t;
+    if (dt_to_tn(im->datatype, &t) != 0)
+        return ct_seterr("unsupported NIfTI datatype %d (%s)", im->datatype, nifti_datatype_string(im->datatype));
+    if (*vox_offset < (im->version == 1 ? 348 : 540)) *vox_offset = im->version == 1 ? 352 : 544;
+
+    /* nibabel's get_best_affine */
+    if (im->sform_code > 0) {
+        memcpy(im->affine, im->sform, sizeof im->affine);
+        im->affine_source = "sform";
+    } else if (im->qform_code > 0) {
+        memcpy(im->affine, im->qform, sizeof im->affine);
+        im->affine_source = "qform";
+    } else {
+        memset(im->affine, 0, sizeof im->affine);
+        for (int a = 0; a < 3; a++) {
+            double z = a < im->ndim ? im->pixdim[a + 1] : 1.0;
+            if (z == 0) z = 1.0;
+            if (a == 0) z = -z;                       /* ANALYZE x flip */
+            double n_a = a < im->ndim ? (double)im->dim[a + 1] : 1.0;
+            im->affine[a][a] = z;
+            im->affine[a][3] = -(n_a - 1) / 2.0 * z;
+        }
+        im->affine[3][3] = 1;
+        im->affine_source = "pixdim";
+    }
+    return 0;
+}
+
+static int64_t image_nbytes(const struct nii_image *im) {
+    enum tn_dtype t;
+    dt_to_tn(im->datatype, &t);
+    int64_t n = 1;
+    for (int i = 1; i <= im->ndim; i++) {
+        if (n > INT64_MAX / im->dim[i]) return -1;
+        n *= im->dim[i];
+    }
+    if (n > INT64_MAX / 8) return -1;
+    return n * (int64_t)tn_dtype_size(t);
+}
+
+static int read_common(const char *path, struct tn_arena *arena, struct nii_image *im, int with_data) {
+    struct filebuf fb;
+    if (file_map(path, &fb) != 0) return -1;
+    int rc = -1;
+    uint8_t hdr[544];
+    size_t hn;
+    if (fb.gz) {
+        int64_t got = gz_inflate_prefix(&fb, hdr, sizeof hdr);
+        if (got < 0) goto done;
+        hn = (size_t)got;
+    } else {
+        hn = fb.n < sizeof hdr ? fb.n : sizeof hdr;
+        memcpy(hdr, fb.p, hn);
+    }
+    int64_t vox_offset = 0;
+    if (header_decode(hdr, hn, path, im, &vox_offset) != 0) goto done;
+    im->file_nbytes = (int64_t)fb.n;
+    int64_t nbytes = image_nbytes(im);
+    if (nbytes < 0) {
+        ct_seterr("image size overflows");
+        goto done;
+    }
+    if (!with_data) {
+        rc = 0;
+        goto done;
+    }
+    /* C-order tensor: reverse the NIfTI dims */
+    int64_t shape[TN_MAX_DIMS];
+    for (int i = 0; i < im->ndim; i++) shape[i] = im->dim[im->ndim - i];
+    enum tn_dtype t;
+    dt_to_tn(im->datatype, &t);
+    if (fb.gz) {
+        /* decompress header + data into one buffer placed so the data is 64-byte aligned */
+        size_t pad = (size_t)((64 - vox_offset % 64) % 64);
+        size_t total = (size_t)vox_offset + (size_t)nbytes;
+        uint8_t *base = tn_arena_alloc(arena, pad + total);
+        if (gz_inflate_all(&fb, base + pad, total) != 0) goto done;
+        im->data = tn_arena_alloc(arena, sizeof *im->data);
+        memset(im->data, 0, sizeof *im->data);
+        im->data->data = base + pad + vox_offset;
+    } else {
+        if ((uint64_t)vox_offset + (uint64_t)nbytes > fb.n) {
+            ct_seterr("truncated file (%zu bytes; the header promises %lld)", fb.n,
+                      (long long)(vox_offset + nbytes));
+            goto done;
+        }
+        im->data = tn_arena_alloc(arena, sizeof *im->data);
+        memset(im->data, 0, sizeof *im->data);
+        im->data->data = tn_arena_alloc(arena, (size_t)nbytes);
+        memcpy(im->data->data, fb.p + vox_offset, (size_t)nbytes);
+    }
+    im->data->dtype = t;
+    im->data->ndim = im->ndim;
+    for (int i = 0; i < im->ndim; i++) im->data->shape[i] = shape[i];
+    tn_set_contiguous(im->data);
+    snprintf(im->data->name, sizeof im->data->name, "image");
+    if (im->big_endian && tn_dtype_size(t) > 1)
+        nifti_swap_Nbytes(tn_numel(im->data), (int)tn_dtype_size(t), im->data->data);
+    rc = 0;
+done:
+    file_unmap(&fb);
+    if (rc != 0) im->data = NULL;
+    return rc;
+}
+
+int nii_read(const char *path, struct tn_arena *arena, struct nii_image *im) {
+    return read_common(path, arena, im, 1);
+}
+
+int nii_read_header(const char *path, struct nii_image *im) { return read_common(path, NULL, im, 0); }
+
+int nii_has_scaling(const struct nii_image *im) {
+    double s = im->scl_slope, b = isfinite(im->scl_inter) ? im->scl_inter : 0;
+    if (!isfinite(s) || s == 0) return 0;
+    return !(s == 1 && b == 0);
+}
+
+struct tn_tensor *nii_scaled_f32(struct tn_arena *arena, const struct nii_image *im) {
+    struct tn_tensor *out = tn_new(arena, TN_F32, im->data->ndim, im->data->shape, "image");
+    int64_t n = tn_numel(out);
+    float *o = out->data;
+    double s = 1, b = 0;
+    if (nii_has_scaling(im)) {
+        s = im->scl_slope;
+        b = isfinite(im->scl_inter) ? im->scl_inter : 0;
+    }
+    for (int64_t i = 0; i < n; i++) o[i] = (float)(tn_get(im->data, i) * s + b);
+    return out;
+}
+
+void nii_spacing_diag(const struct nii_image *im, double spacing[3]) {
+    for (int a = 0; a < 3; a++) spacing[a] = fabs(im->affine[a][a]);
+}
+
+void nii_affine_flip_axes(const double in[4][4], double out[4][4]) {
+    double t[4][4];
+    for (int r = 0; r < 4; r++) {
+        t[r][0] = in[r][2];
+        t[r][1] = in[r][1];
+        t[r][2] = in[r][0];
+        t[r][3] = in[r][3];
+    }
+    memcpy(out, t, sizeof t);
+}
+
+/* ---- writing ---- */
+
+/* Append one gzip member holding p[0..n) to the file. */
+static int gz_member(int fd, struct libdeflate_compressor *c, const void *p, size_t n, uint8_t **buf,
+                     size_t *cap) {
+    size_t bound = libdeflate_gzip_compress_bound(c, n);
+    if (bound > *cap) {
+        free(*buf);
+        *buf = ct_xmalloc(bound);
+        *cap = bound;
+    }
+    size_t z = libdeflate_gzip_compress(c, p, n, *buf, *cap);
+    if (z == 0) return ct_seterr("gzip compression failed");
+    return ct_write_all(fd, *buf, z);
+}
+
+int nii_write(const char *path, const struct tn_tensor *t, const double affine[4][4], int gzip_level) {
+    if (t->ndim < 1 || t->ndim > 7) return ct_seterr("cannot write a %d-D tensor as NIfTI", t->ndim);
+    for (int i = 0; i < t->ndim; i++)
+        if (t->shape[i] > 32767) return ct_seterr("dimension %lld too large for NIfTI-1", (long long)t->shape[i]);
+    double A[4][4] = { { 1, 0, 0, 0 }, { 0, 1, 0, 0 }, { 0, 0, 1, 0 }, { 0, 0, 0, 1 } };
+    if (affine) memcpy(A, affine, sizeof A);
+
+    nifti_1_header h;
+    memset(&h, 0, sizeof h);
+    h.sizeof_hdr = 348;
+    h.dim[0] = (short)t->ndim;
+    for (int i = 1; i <= 7; i++) h.dim[i] = 1;
+    for (int i = 0; i < t->ndim; i++) h.dim[i + 1] = (short)t->shape[t->ndim - 1 - i];
+    h.datatype = (short)tn_to_dt(t->dtype);
+    h.bitpix = (short)(8 * tn_dtype_size(t->dtype));
+    h.vox_offset = 352;
+    h.scl_slope = 1;
+    h.scl_inter = 0;
+    h.xyzt_units = NIFTI_UNITS_MM;
+    h.qform_code = NIFTI_XFORM_SCANNER_ANAT;
+    h.sform_code = NIFTI_XFORM_SCANNER_ANAT;
+    memcpy(h.magic, "n+1", 4);
+    for (int r = 0; r < 3; r++) {
+        h.srow_x[r] = (float)A[0][r];
+        h.srow_y[r] = (float)A[1][r];
+        h.srow_z[r] = (float)A[2][r];
+    }
+    h.srow_x[3] = (float)A[0][3];
+    h.srow_y[3] = (float)A[1][3];
+    h.srow_z[3] = (float)A[2][3];
+    nifti_dmat44 m;
+    memcpy(m.m, A, sizeof m.m);
+    double qb, qc, qd, qx, qy, qz, dx, dy, dz, qfac;
+    nifti_dmat44_to_quatern(m, &qb, &qc, &qd, &qx, &qy, &qz, &dx, &dy, &dz, &qfac);
+    h.quatern_b = (float)qb;
+    h.quatern_c = (float)qc;
+    h.quatern_d = (float)qd;
+    h.qoffset_x = (float)qx;
+    h.qoffset_y = (float)qy;
+    h.qoffset_z = (float)qz;
+    h.pixdim[0] = (float)qfac;
+    h.pixdim[1] = (float)dx;
+    h.pixdim[2] = (float)dy;
+    h.pixdim[3] = (float)dz;
+    for (int i = 4; i <= 7; i++) h.pixdim[i] = 1;
+    snprintf(h.descrip, sizeof h.descrip, "ctvis %s", CT_VERSION);
+
+    uint8_t head[352];
+    memcpy(head, &h, 348);
+    memset(head + 348, 0, 4);                         /* no extensions */
+
+    size_t plen = strlen(path);
+    int gz = plen > 3 && !strcmp(path + plen - 3, ".gz");
+    struct ct_atomic at;
+    if (ct_atomic_open(&at, path) != 0) return -1;
+    int rc = 0;
+    size_t nb = tn_nbytes(t);
+    if (!gz) {
+        rc = ct_write_all(at.fd, head, sizeof head);
+        if (rc == 0) rc = ct_write_all(at.fd, t->data, nb);
+    } else {
+        /* one gzip member for the header, then one per 32 MiB chunk: valid
+         * gzip (zlib, nibabel, ITK read concatenated members) and bounded memory */
+        struct libdeflate_compressor *c = libdeflate_alloc_compressor(gzip_level > 0 ? gzip_level : 1);
+        uint8_t *buf = NULL;
+        size_t cap = 0;
+        rc = c ? gz_member(at.fd, c, head, sizeof head, &buf, &cap) : ct_seterr("out of memory");
+        const uint8_t *p = t->data;
+        for (size_t off = 0; rc == 0 && off < nb; off += (size_t)32 << 20) {
+            size_t k = nb - off < ((size_t)32 << 20) ? nb - off : ((size_t)32 << 20);
+            rc = gz_member(at.fd, c, p + off, k, &buf, &cap);
+        }
+        free(buf);
+        libdeflate_free_compressor(c);
+    }
+    if (rc != 0) {
+        ct_prefixerr("%s", path);
+        ct_atomic_abort(&at);
+        return -1;
+    }
+    return ct_atomic_commit(&at);
+}

@@ -1,0 +1,76 @@
+/*
+ * nii.h - NIfTI-1/NIfTI-2 volumes <-> ctvis tensors.  The only file that
+ * includes <nifti2_io.h>.
+ *
+ * Reading opens exactly the path it is given (libnifti's own reader prefers a
+ * sibling "x.nii" over "x.nii.gz"), inflates gzip with libdeflate (about 3x
+ * zlib) and uses libnifti only to decode the header.  Voxels keep their
+ * stored type; byte order is made native.  The voxel array is returned in C
+ * order, slowest axis first: a 3-D file (nx, ny, nz) becomes [nz, ny, nx],
+ * the same bytes as on disk.
+ *
+ * Geometry policy (nibabel's get_best_affine, which MONAI's NibabelReader and
+ * therefore the fVLM preprocessing use): the sform when sform_code > 0, else
+ * the qform when qform_code > 0, else a pixdim-only affine (x flipped, origin
+ * at the volume centre).  The affine maps (i, j, k, 1) -> world mm, i = x =
+ * the fastest (last C) axis.
+ *
+ *     struct nii_image im;
+ *     if (nii_read("ct.nii.gz", arena, &im) != 0) ct_die("%s", ct_lasterr());
+ *     struct tn_tensor *hu = nii_scaled_f32(arena, &im);  // scl_slope/inter applied
+ */
+#ifndef CT_NII_H
+#define CT_NII_H
+
+#include <stdint.h>
+
+#include "tensor.h"
+
+struct nii_image {
+    struct tn_tensor *data;          /* stored dtype, native byte order, C order [.., nz, ny, nx] */
+    int         version;             /* 1 or 2 */
+    int         datatype;            /* NIfTI DT_* code */
+    int         ndim;                /* dim[0] */
+    int64_t     dim[8];              /* dim[1..7] = nx, ny, nz, nt, ... */
+    double      pixdim[8];
+    double      scl_slope;           /* 0 when the header asks for no scaling */
+    double      scl_inter;
+    int         qform_code, sform_code;
+    double      qform[4][4];         /* as decoded by libnifti (valid when qform_code > 0) */
+    double      sform[4][4];         /* valid when sform_code > 0 */
+    double      affine[4][4];        /* the one the policy picks */
+    const char *affine_source;       /* "sform", "qform" or "pixdim" */
+    int         big_endian;          /* file was big-endian */
+    int64_t     file_nbytes;         /* size on disk */
+};
+
+/* Read a whole .nii or .nii.gz (NIfTI-1 or -2).  Voxel data from arena.
+ * Returns 0, or -1 with lasterr ("truncated file: ...", "not a NIfTI file ..."). */
+int nii_read(const char *path, struct tn_arena *arena, struct nii_image *im);
+
+/* Header only (im->data stays NULL). */
+int nii_read_header(const char *path, struct nii_image *im);
+
+/* 1 when the header asks for intensity scaling (slope not 0/NaN and not 1/0). */
+int nii_has_scaling(const struct nii_image *im);
+
+/* The voxels as f32 with scl_slope/scl_inter applied (computed in double). */
+struct tn_tensor *nii_scaled_f32(struct tn_arena *arena, const struct nii_image *im);
+
+/* Voxel spacing as |A[0,0]|, |A[1,1]|, |A[2,2]| of the chosen affine: what
+ * MONAI's Spacing-less fVLM resize step reads (wrong for oblique volumes). */
+void nii_spacing_diag(const struct nii_image *im, double spacing[3]);
+
+/* Reverse the first three columns: converts between the NIfTI affine, which
+ * takes (i, j, k) = (last, middle, first C axis), and the C-order affine that
+ * ctvis records carry, which takes (a0, a1, a2) in tensor order.  Its own inverse. */
+void nii_affine_flip_axes(const double in[4][4], double out[4][4]);
+
+/* Write a 1-D to 7-D tensor as NIfTI-1 (".nii" or ".nii.gz", gzip level 1..9,
+ * default 1 when level is 0).  The C-order tensor [.., k, j, i] is stored as
+ * NIfTI (i, j, k, ..).  affine may be NULL (identity).  sform and qform are
+ * both set (code 1, scanner).  Written to a temporary file and renamed, so a
+ * failed write leaves nothing behind.  0, or -1 + lasterr. */
+int nii_write(const char *path, const struct tn_tensor *t, const double affine[4][4], int gzip_level);
+
+#endif
