@@ -156,62 +156,152 @@ static int gz_inflate_all(const struct filebuf *fb, uint8_t *out, size_t want) {
 
 /* ---- header decoding ---- */
 
-static void mat_copy(double dst[4][4], const nifti_dmat44 *m) {
-    for (int r = 0; r < 4; r++)
-        for (int c = 0; c < 4; c++) dst[r][c] = m->m[r][c];
+/* The header fields the geometry and scaling come from, as stored (NIfTI-1
+ * floats widened exactly to double). */
+struct raw_hdr {
+    int     version;
+    double  pixdim[8];
+    double  quatern[3];              /* b, c, d */
+    double  qoffset[3];
+    double  srow[3][4];
+    int     qform_code, sform_code;
+    double  scl_slope, scl_inter;
+    int64_t dim[8];
+    int     datatype;
+    int64_t vox_offset;
+};
+
+/* nibabel's header fixes applied at load (check_fix): an xform code outside
+ * 0..5 becomes 0, a qfac (pixdim[0]) other than -1/1 becomes 1, a zero
+ * pixdim[1..3] becomes 1 and a negative one its absolute value. */
+static int fix_code(int c) { return c >= 0 && c <= 5 ? c : 0; }
+
+/* nibabel's get_qform(): the quaternion completed with a = sqrt(1 - b²-c²-d²)
+ * and turned into a rotation in long double (numpy's longdouble is x87
+ * extended precision, as here), scaled by the (fixed) pixdims with qfac on
+ * the third column, then rounded to double. */
+static int qform_nibabel(const struct raw_hdr *h, const double pix[4], double A[4][4]) {
+    long double x = h->quatern[0], y = h->quatern[1], z = h->quatern[2];
+    long double w2 = 1.0L - (((0.0L + x * x) + y * y) + z * z);
+    long double thresh = h->version == 1 ? -3.0L * 1.1920928955078125e-07L : -3.0L * 2.220446049250313e-16L;
+    long double w;
+    if (w2 < 0) {
+        if (w2 < thresh) return ct_seterr("invalid qform quaternion (b²+c²+d² > 1)");
+        w = 0;
+    } else {
+        w = sqrtl(w2);
+    }
+    long double R[3][3];
+    long double nq = w * w + x * x + y * y + z * z;
+    if (nq < 2.220446049250313e-16L) {
+        for (int r = 0; r < 3; r++)
+            for (int c = 0; c < 3; c++) R[r][c] = r == c;
+    } else {
+        long double s = 2.0L / nq;
+        long double X = x * s, Y = y * s, Z = z * s;
+        long double wX = w * X, wY = w * Y, wZ = w * Z;
+        long double xX = x * X, xY = x * Y, xZ = x * Z;
+        long double yY = y * Y, yZ = y * Z, zZ = z * Z;
+        long double M[3][3] = { { 1.0L - (yY + zZ), xY - wZ, xZ + wY },
+                                { xY + wZ, 1.0L - (xX + zZ), yZ - wX },
+                                { xZ - wY, yZ + wX, 1.0L - (xX + yY) } };
+        memcpy(R, M, sizeof R);
+    }
+    /* vox[-1] *= qfac (in the header's precision: exact, qfac is +-1) */
+    long double vox[3] = { pix[1], pix[2], pix[3] * pix[0] };
+    memset(A, 0, 16 * sizeof(double));
+    for (int r = 0; r < 3; r++)
+        for (int c = 0; c < 3; c++) {
+            /* np.dot(R, diag(vox)): 0 + R[r][0]*S[0][c] + R[r][1]*S[1][c] + R[r][2]*S[2][c] */
+            long double acc = 0.0L;
+            for (int k = 0; k < 3; k++) acc += R[r][k] * (k == c ? vox[c] : 0.0L);
+            A[r][c] = (double)acc;
+        }
+    for (int r = 0; r < 3; r++) A[r][3] = h->qoffset[r];
+    A[3][3] = 1;
+    return 0;
 }
 
 /* Decode a header at p (>= 540 bytes available or the whole file). */
-static int header_decode(const uint8_t *p, size_t n, const char *path, struct nii_image *im, int64_t *vox_offset) {
+static int header_decode(const uint8_t *p, size_t n, struct nii_image *im, int64_t *vox_offset) {
     memset(im, 0, sizeof *im);
     if (n < 348) return ct_seterr("not a NIfTI file (only %zu bytes)", n);
     int32_t sz;
     memcpy(&sz, p, 4);
     int swap = 0;
-    nifti_set_debug_level(0);
-    nifti_image *nim = NULL;
+    struct raw_hdr h;
+    memset(&h, 0, sizeof h);
     if (sz == 348 || sz == 0x5c010000) {              /* NIfTI-1 (or ANALYZE) */
         swap = sz != 348;
-        nifti_1_header h;
-        memcpy(&h, p, sizeof h);
-        if (swap) nifti_swap_as_nifti1(&h);
-        if (memcmp(h.magic, "n+1", 4) != 0) {
-            if (memcmp(h.magic, "ni1", 4) == 0)
+        nifti_1_header f;
+        memcpy(&f, p, sizeof f);
+        if (swap) nifti_swap_as_nifti1(&f);
+        if (memcmp(f.magic, "n+1", 4) != 0) {
+            if (memcmp(f.magic, "ni1", 4) == 0)
                 return ct_seterr("NIfTI-1 header/image pair (.hdr/.img) is not supported; convert to .nii");
             return ct_seterr("not a NIfTI file (ANALYZE 7.5 or bad magic)");
         }
-        nim = nifti_convert_n1hdr2nim(h, path);
-        im->version = 1;
+        h.version = 1;
+        for (int i = 0; i < 8; i++) {
+            h.dim[i] = f.dim[i];
+            h.pixdim[i] = f.pixdim[i];
+        }
+        h.quatern[0] = f.quatern_b, h.quatern[1] = f.quatern_c, h.quatern[2] = f.quatern_d;
+        h.qoffset[0] = f.qoffset_x, h.qoffset[1] = f.qoffset_y, h.qoffset[2] = f.qoffset_z;
+        for (int c = 0; c < 4; c++) {
+            h.srow[0][c] = f.srow_x[c];
+            h.srow[1][c] = f.srow_y[c];
+            h.srow[2][c] = f.srow_z[c];
+        }
+        h.qform_code = f.qform_code, h.sform_code = f.sform_code;
+        h.scl_slope = f.scl_slope, h.scl_inter = f.scl_inter;
+        h.datatype = f.datatype;
+        if (!(f.vox_offset >= 0 && f.vox_offset < 1e15)) return ct_seterr("invalid vox_offset %g", f.vox_offset);
+        h.vox_offset = (int64_t)f.vox_offset;
     } else if (sz == 540 || sz == 0x1c020000) {       /* NIfTI-2 */
         if (n < 540) return ct_seterr("truncated file (NIfTI-2 header needs 540 bytes, got %zu)", n);
         swap = sz != 540;
-        nifti_2_header h;
-        memcpy(&h, p, sizeof h);
-        if (swap) nifti_swap_as_nifti2(&h);
-        if (memcmp(h.magic, "n+2", 4) != 0)
-            return ct_seterr(memcmp(h.magic, "ni2", 4) == 0 ? "NIfTI-2 header/image pair is not supported"
+        nifti_2_header f;
+        memcpy(&f, p, sizeof f);
+        if (swap) nifti_swap_as_nifti2(&f);
+        if (memcmp(f.magic, "n+2", 4) != 0)
+            return ct_seterr(memcmp(f.magic, "ni2", 4) == 0 ? "NIfTI-2 header/image pair is not supported"
                                                              : "not a NIfTI-2 file (bad magic)");
-        nim = nifti_convert_n2hdr2nim(h, path);
-        im->version = 2;
+        h.version = 2;
+        for (int i = 0; i < 8; i++) {
+            h.dim[i] = f.dim[i];
+            h.pixdim[i] = f.pixdim[i];
+        }
+        h.quatern[0] = f.quatern_b, h.quatern[1] = f.quatern_c, h.quatern[2] = f.quatern_d;
+        h.qoffset[0] = f.qoffset_x, h.qoffset[1] = f.qoffset_y, h.qoffset[2] = f.qoffset_z;
+        for (int c = 0; c < 4; c++) {
+            h.srow[0][c] = f.srow_x[c];
+            h.srow[1][c] = f.srow_y[c];
+            h.srow[2][c] = f.srow_z[c];
+        }
+        h.qform_code = f.qform_code, h.sform_code = f.sform_code;
+        h.scl_slope = f.scl_slope, h.scl_inter = f.scl_inter;
+        h.datatype = f.datatype;
+        if (f.vox_offset < 0) return ct_seterr("invalid vox_offset %lld", (long long)f.vox_offset);
+        h.vox_offset = f.vox_offset;
     } else {
         return ct_seterr("not a NIfTI file (header size field is %d, expected 348 or 540)", (int)sz);
     }
-    if (!nim) return ct_seterr("invalid NIfTI header");
-    im->datatype = nim->datatype;
-    im->ndim = (int)nim->dim[0];
+    im->version = h.version;
+    im->datatype = h.datatype;
+    im->ndim = (int)h.dim[0];
     for (int i = 0; i < 8; i++) {
-        im->dim[i] = nim->dim[i];
-        im->pixdim[i] = nim->pixdim[i];
+        im->dim[i] = h.dim[i];
+        im->pixdim_raw[i] = h.pixdim[i];
     }
-    im->scl_slope = nim->scl_slope;
-    im->scl_inter = nim->scl_inter;
-    im->qform_code = nim->qform_code;
-    im->sform_code = nim->sform_code;
-    mat_copy(im->qform, &nim->qto_xyz);
-    mat_copy(im->sform, &nim->sto_xyz);
+    im->scl_slope = h.scl_slope;
+    im->scl_inter = h.scl_inter;
+    im->qform_code_raw = h.qform_code;
+    im->sform_code_raw = h.sform_code;
+    im->qform_code = fix_code(h.qform_code);
+    im->sform_code = fix_code(h.sform_code);
     im->big_endian = swap;                            /* host is little-endian (x86-64, arm64) */
-    *vox_offset = nim->iname_offset;
-    nifti_image_free(nim);
+    *vox_offset = h.vox_offset;
 
     if (im->ndim < 1 || im->ndim > 7) return ct_seterr("invalid dim[0] = %d", im->ndim);
     for (int i = 1; i <= im->ndim; i++)
@@ -221,22 +311,36 @@ static int header_decode(const uint8_t *p, size_t n, const char *path, struct ni
         return ct_seterr("unsupported NIfTI datatype %d (%s)", im->datatype, nifti_datatype_string(im->datatype));
     if (*vox_offset < (im->version == 1 ? 348 : 540)) *vox_offset = im->version == 1 ? 352 : 544;
 
-    /* nibabel's get_best_affine */
-    if (im->sform_code > 0) {
+    /* nibabel's load-time fixes, then its get_best_affine */
+    double pix[8];
+    memcpy(pix, h.pixdim, sizeof pix);
+    if (pix[0] != -1 && pix[0] != 1) pix[0] = 1;
+    for (int a = 1; a <= 3; a++) {
+        if (pix[a] == 0) pix[a] = 1;
+        else if (pix[a] < 0) pix[a] = -pix[a];
+    }
+    for (int i = 0; i < 8; i++) im->pixdim[i] = pix[i];
+    memset(im->sform, 0, sizeof im->sform);
+    for (int r = 0; r < 3; r++)
+        for (int c = 0; c < 4; c++) im->sform[r][c] = h.srow[r][c];
+    im->sform[3][3] = 1;
+    int qok = qform_nibabel(&h, pix, im->qform);
+    if (im->sform_code != 0) {
         memcpy(im->affine, im->sform, sizeof im->affine);
         im->affine_source = "sform";
-    } else if (im->qform_code > 0) {
+    } else if (im->qform_code != 0) {
+        if (qok != 0) return -1;
         memcpy(im->affine, im->qform, sizeof im->affine);
         im->affine_source = "qform";
     } else {
+        /* shape_zoom_affine(dim[1:4], pixdim[1:4], x_flip=True), 1 for missing axes */
         memset(im->affine, 0, sizeof im->affine);
         for (int a = 0; a < 3; a++) {
-            double z = a < im->ndim ? im->pixdim[a + 1] : 1.0;
-            if (z == 0) z = 1.0;
+            double z = a < im->ndim ? pix[a + 1] : 1.0;
             if (a == 0) z = -z;                       /* ANALYZE x flip */
             double n_a = a < im->ndim ? (double)im->dim[a + 1] : 1.0;
             im->affine[a][a] = z;
-            im->affine[a][3] = -(n_a - 1) / 2.0 * z;
+            im->affine[a][3] = -((n_a - 1) / 2.0) * z;
         }
         im->affine[3][3] = 1;
         im->affine_source = "pixdim";
@@ -271,8 +375,10 @@ static int read_common(const char *path, struct tn_arena *arena, struct nii_imag
         memcpy(hdr, fb.p, hn);
     }
     int64_t vox_offset = 0;
-    if (header_decode(hdr, hn, path, im, &vox_offset) != 0) goto done;
+    if (header_decode(hdr, hn, im, &vox_offset) != 0) goto done;
     im->file_nbytes = (int64_t)fb.n;
+    double slope_, inter_;
+    if (nii_scaling(im, &slope_, &inter_) < 0) goto done;
     int64_t nbytes = image_nbytes(im);
     if (nbytes < 0) {
         ct_seterr("image size overflows");
@@ -327,21 +433,27 @@ int nii_read(const char *path, struct tn_arena *arena, struct nii_image *im) {
 
 int nii_read_header(const char *path, struct nii_image *im) { return read_common(path, NULL, im, 0); }
 
-int nii_has_scaling(const struct nii_image *im) {
-    double s = im->scl_slope, b = isfinite(im->scl_inter) ? im->scl_inter : 0;
+int nii_scaling(const struct nii_image *im, double *slope, double *inter) {
+    double s = im->scl_slope, b = im->scl_inter;
+    *slope = 1, *inter = 0;
     if (!isfinite(s) || s == 0) return 0;
-    return !(s == 1 && b == 0);
+    if (!isfinite(b)) return ct_seterr("invalid scl_inter %g with scl_slope %g", b, s);
+    if (s == 1 && b == 0) return 0;
+    *slope = s, *inter = b;
+    return 1;
+}
+
+int nii_has_scaling(const struct nii_image *im) {
+    double s, b;
+    return nii_scaling(im, &s, &b) == 1;
 }
 
 struct tn_tensor *nii_scaled_f32(struct tn_arena *arena, const struct nii_image *im) {
     struct tn_tensor *out = tn_new(arena, TN_F32, im->data->ndim, im->data->shape, "image");
     int64_t n = tn_numel(out);
     float *o = out->data;
-    double s = 1, b = 0;
-    if (nii_has_scaling(im)) {
-        s = im->scl_slope;
-        b = isfinite(im->scl_inter) ? im->scl_inter : 0;
-    }
+    double s, b;
+    if (nii_scaling(im, &s, &b) < 0) s = 1, b = 0;   /* callers check nii_scaling first */
     for (int64_t i = 0; i < n; i++) o[i] = (float)(tn_get(im->data, i) * s + b);
     return out;
 }

@@ -9,11 +9,22 @@
  * order, slowest axis first: a 3-D file (nx, ny, nz) becomes [nz, ny, nx],
  * the same bytes as on disk.
  *
- * Geometry policy (nibabel's get_best_affine, which MONAI's NibabelReader and
- * therefore the fVLM preprocessing use): the sform when sform_code > 0, else
- * the qform when qform_code > 0, else a pixdim-only affine (x flipped, origin
- * at the volume centre).  The affine maps (i, j, k, 1) -> world mm, i = x =
- * the fastest (last C) axis.
+ * Geometry policy: nibabel's, exactly (MONAI's NibabelReader and therefore
+ * the fVLM preprocessing read geometry through nibabel).  First nibabel's
+ * load-time header fixes: an sform/qform code outside 0..5 counts as 0,
+ * qfac (pixdim[0]) other than -1/1 counts as 1, a zero pixdim[1..3] as 1 and
+ * a negative one as its absolute value (the raw values stay available).
+ * Then get_best_affine: the sform when sform_code != 0, else the qform when
+ * qform_code != 0 (quaternion completed and rotated in long double as
+ * nibabel does, so the affine is bit-identical), else a pixdim-only affine
+ * (x flipped, origin at the volume centre).  The affine maps (i, j, k, 1) ->
+ * world mm, i = x = the fastest (last C) axis.  libnifti's own decoding
+ * differs on the fixes (negative pixdim -> 1, negative codes) and is not used.
+ *
+ * Scaling: nibabel's get_slope_inter: none when scl_slope is 0 or not finite,
+ * or when (slope, inter) = (1, 0); an invalid intercept with a valid slope is
+ * an error.  Scaled values are computed in double and rounded to f32, as
+ * nibabel (float64) followed by MONAI's cast to float32.
  *
  *     struct nii_image im;
  *     if (nii_read("ct.nii.gz", arena, &im) != 0) ct_die("%s", ct_lasterr());
@@ -32,12 +43,14 @@ struct nii_image {
     int         datatype;            /* NIfTI DT_* code */
     int         ndim;                /* dim[0] */
     int64_t     dim[8];              /* dim[1..7] = nx, ny, nz, nt, ... */
-    double      pixdim[8];
+    double      pixdim[8];           /* after nibabel's fixes (qfac +-1, pixdim[1..3] > 0) */
+    double      pixdim_raw[8];       /* as stored */
     double      scl_slope;           /* 0 when the header asks for no scaling */
     double      scl_inter;
-    int         qform_code, sform_code;
-    double      qform[4][4];         /* as decoded by libnifti (valid when qform_code > 0) */
-    double      sform[4][4];         /* valid when sform_code > 0 */
+    int         qform_code, sform_code;         /* after the fix (outside 0..5 -> 0) */
+    int         qform_code_raw, sform_code_raw; /* as stored */
+    double      qform[4][4];         /* nibabel's get_qform() (valid when qform_code != 0) */
+    double      sform[4][4];         /* srow_x/y/z (valid when sform_code != 0) */
     double      affine[4][4];        /* the one the policy picks */
     const char *affine_source;       /* "sform", "qform" or "pixdim" */
     int         big_endian;          /* file was big-endian */
@@ -53,6 +66,11 @@ int nii_read_header(const char *path, struct nii_image *im);
 
 /* 1 when the header asks for intensity scaling (slope not 0/NaN and not 1/0). */
 int nii_has_scaling(const struct nii_image *im);
+
+/* nibabel's scale factors: 1 and *slope, *inter set when scaling applies, 0
+ * when it does not (slope 1, inter 0), -1 + lasterr for a finite non-zero
+ * slope with a NaN/inf intercept (nibabel refuses those files). */
+int nii_scaling(const struct nii_image *im, double *slope, double *inter);
 
 /* The voxels as f32 with scl_slope/scl_inter applied (computed in double). */
 struct tn_tensor *nii_scaled_f32(struct tn_arena *arena, const struct nii_image *im);
