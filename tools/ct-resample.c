@@ -282,6 +282,8 @@ static int process_case(struct run *R, const struct ct_case *cs) {
     struct nii_image hdr, lab, img;
     double slope, inter;
 
+    double t0 = ct_now(), t;
+#define STAGE(name) (t = ct_now(), ct_log(2, "%s: %-14s %7.1f ms", cs->id, name, (t - t0) * 1e3), t0 = t)
     /* CT header first: cheap checks before inflating anything big */
     if (nii_read_header(cs->ct, &hdr) != 0) return ct_prefixerr("%s", cs->ct);
     if (check_volume(&hdr, "CT volume") != 0) return ct_prefixerr("%s", cs->ct);
@@ -302,6 +304,7 @@ static int process_case(struct run *R, const struct ct_case *cs) {
     int cropped = 0;
     if (cs->label) {
         if (nii_read(cs->label, R->alab, &lab) != 0) return ct_prefixerr("%s", cs->label);
+        STAGE("read labels");
         if (check_volume(&lab, "label map") != 0) return ct_prefixerr("%s", cs->label);
         char why[256];
         if (!same_grid(&hdr, &lab, why, sizeof why))
@@ -326,6 +329,7 @@ static int process_case(struct run *R, const struct ct_case *cs) {
                                  "volumes; --no-crop keeps it)", cs->label, R->organs.name);
             rs_grid_crop(&g, bmin, bmax, o->rp.margin);
             cropped = 1;
+            STAGE("organ box");
         }
     }
     rs_grid_pad(&g, o->rp.pad_to);
@@ -334,10 +338,12 @@ static int process_case(struct run *R, const struct ct_case *cs) {
         if (rs_labels_write(&ls, &R->lut, &g, mask->data, counts, R->organs.n + 1, R->threads) != 0)
             return ct_prefixerr("%s", cs->label);
         tn_arena_reset(R->alab);                  /* the label map's voxels end here */
+        STAGE("mask");
     }
 
     /* CT voxels */
     if (nii_read(cs->ct, R->act, &img) != 0) return ct_prefixerr("%s", cs->ct);
+    STAGE("read CT");
     as_3d(img.data);
     struct rs_src is = { .t = img.data };
     if ((is.scaled = nii_scaling(&img, &slope, &inter)) < 0) return ct_prefixerr("%s", cs->ct);
@@ -347,6 +353,7 @@ static int process_case(struct run *R, const struct ct_case *cs) {
     struct tn_tensor *image = tn_new(R->a, TN_F32, 3, g.out_shape, "image");
     if (rs_image_write(&is, &g, &o->win, image->data, R->threads) != 0) return ct_prefixerr("%s", cs->ct);
     tn_arena_reset(R->act);
+    STAGE("image");
 
     /* the record */
     struct rec r;
@@ -412,7 +419,10 @@ static int process_case(struct run *R, const struct ct_case *cs) {
         free(p);
         if (rc != 0) return -1;
     }
-    return rec_write(R->out, &r);
+    int rc = rec_write(R->out, &r);
+    STAGE("write record");
+    return rc;
+#undef STAGE
 }
 
 /* ---- options ---- */
