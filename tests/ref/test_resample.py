@@ -233,4 +233,17 @@ out2, _, _ = run(["ct-resample", "-j", "2", os.path.join(ph, "ct.nii.gz"), "--la
 a, b = records(out1)[0], records(out2)[0]
 check("resample: -j 2 gives identical tensors", all(np.array_equal(a["tensors"][k], b["tensors"][k]) for k in a["tensors"]))
 
+# ---- the record matches its schema file ----
+import yaml
+schema = yaml.safe_load(open(os.path.join(reflib.ROOT, "schemas", "ct.case.v1.yaml")))
+nolab = records(run(["ct-resample", os.path.join(ph, "ct.nii.gz")])[0])[0]
+for name, rec in (("with labels", a), ("without labels", nolab)):
+    keys = set(rec["meta"])
+    documented = set(schema["meta"])
+    required = {k for k, v in schema["meta"].items() if v["required"]}
+    check("schema: %s: every meta key is documented" % name, keys <= documented, str(keys - documented))
+    check("schema: %s: every required key is present" % name, required <= keys, str(required - keys))
+    check("schema: %s: tensors documented" % name, set(rec["tensors"]) <= set(schema["tensors"]) and
+          rec["schema"] == schema["schema"])
+
 reflib.done()
