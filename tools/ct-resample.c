@@ -291,8 +291,13 @@ static int process_case(struct run *R, const struct ct_case *cs) {
     double sp_in[3];
     source_spacing(&hdr, o->spacing_norm, sp_in);
     struct rs_grid g;
-    if (rs_grid_init(&g, in_shape, sp_in, &o->rp) != 0)
-        return ct_prefixerr("%s: %s", cs->ct, o->spacing_norm ? "" : "spacing from the affine diagonal");
+    if (rs_grid_init(&g, in_shape, sp_in, &o->rp) != 0) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", ct_lasterr());
+        if (o->spacing_norm) return ct_seterr("%s: %s", cs->ct, msg);
+        return ct_seterr("%s: %s (spacing read from the affine diagonal as fVLM does; --spacing-from norm "
+                         "for oblique or permuted axes)", cs->ct, msg);
+    }
     if (is_oblique(&hdr))
         ct_warn("%s: oblique or permuted affine; spacing taken from its %s%s", cs->ct,
                 o->spacing_norm ? "column norms" : "diagonal as fVLM does (see --spacing-from)", "");
