@@ -48,41 +48,56 @@ static int tn_to_dt(enum tn_dtype t) {
 /* ---- raw file access ---- */
 
 struct filebuf {
-    const uint8_t *p;                /* whole file, mmap'd */
-    size_t         n;
+    int            fd;               /* open while reading, -1 after */
+    const uint8_t *p;                /* gzip files: the whole file, mmap'd; NULL for plain files */
+    size_t         n;                /* file size */
     int            gz;
 };
 
-static int file_map(const char *path, struct filebuf *fb) {
+/* Open path; gzip files (magic 1f 8b) are mapped whole (populated at once
+ * when their data will be inflated: one fault-around pass instead of
+ * thousands of faults), plain files are read with pread. */
+static int file_open(const char *path, struct filebuf *fb, int populate) {
     memset(fb, 0, sizeof *fb);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return ct_seterr("%s", strerror(errno));
+    fb->fd = open(path, O_RDONLY);
+    if (fb->fd < 0) return ct_seterr("%s", strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) != 0) {
-        close(fd);
-        return ct_seterr("%s", strerror(errno));
-    }
-    if (S_ISDIR(st.st_mode)) {
-        close(fd);
-        return ct_seterr("is a directory");
-    }
-    if (st.st_size == 0) {
-        close(fd);
-        return ct_seterr("empty file");
-    }
-    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (p == MAP_FAILED) return ct_seterr("mmap: %s", strerror(errno));
-    madvise(p, (size_t)st.st_size, MADV_SEQUENTIAL);
-    fb->p = p;
+    if (fstat(fb->fd, &st) != 0) return ct_seterr("%s", strerror(errno));
+    if (S_ISDIR(st.st_mode)) return ct_seterr("is a directory");
+    if (st.st_size == 0) return ct_seterr("empty file");
     fb->n = (size_t)st.st_size;
-    fb->gz = fb->n >= 2 && fb->p[0] == 0x1f && fb->p[1] == 0x8b;
+    uint8_t magic[2] = { 0, 0 };
+    if (pread(fb->fd, magic, 2, 0) < 0) return ct_seterr("read: %s", strerror(errno));
+    fb->gz = fb->n >= 2 && magic[0] == 0x1f && magic[1] == 0x8b;
+    if (!fb->gz) return 0;
+    void *p = mmap(NULL, fb->n, PROT_READ, MAP_PRIVATE | (populate ? MAP_POPULATE : 0), fb->fd, 0);
+    if (p == MAP_FAILED) return ct_seterr("mmap: %s", strerror(errno));
+    madvise(p, fb->n, MADV_SEQUENTIAL);
+    fb->p = p;
     return 0;
 }
 
-static void file_unmap(struct filebuf *fb) {
+static void file_close(struct filebuf *fb) {
     if (fb->p) munmap((void *)fb->p, fb->n);
+    if (fb->fd >= 0) close(fb->fd);
     fb->p = NULL;
+    fb->fd = -1;
+}
+
+/* pread exactly n bytes at off (or fewer at the end of the file); returns the count or -1. */
+static int64_t pread_all(int fd, void *buf, size_t n, int64_t off) {
+    size_t got = 0;
+    while (got < n) {
+        ssize_t k = pread(fd, (uint8_t *)buf + got, n - got > ((size_t)1 << 30) ? ((size_t)1 << 30) : n - got,
+                          (off_t)(off + (int64_t)got));
+        if (k < 0) {
+            if (errno == EINTR) continue;
+            return ct_seterr("read: %s", strerror(errno));
+        }
+        if (k == 0) break;
+        got += (size_t)k;
+    }
+    return (int64_t)got;
 }
 
 /* Inflate the first `want` bytes of a gzip stream (handles multi-member files)
@@ -360,10 +375,19 @@ static int64_t image_nbytes(const struct nii_image *im) {
     return n * (int64_t)tn_dtype_size(t);
 }
 
-static int read_common(const char *path, struct tn_arena *arena, struct nii_image *im, int with_data) {
+/* The bytes a data read needs in its buffer (gzip: header + data, placed so
+ * the data is 64-byte aligned; plain: the data). */
+size_t nii_read_nbytes(const struct nii_image *im) {
+    if (!im->gzip) return (size_t)im->data_nbytes;
+    size_t pad = (size_t)((64 - im->vox_offset % 64) % 64);
+    return pad + (size_t)im->vox_offset + (size_t)im->data_nbytes;
+}
+
+static int read_common(const char *path, struct tn_arena *arena, struct nii_image *im, int with_data, void *buf,
+                       size_t cap) {
     struct filebuf fb;
-    if (file_map(path, &fb) != 0) return -1;
     int rc = -1;
+    if (file_open(path, &fb, with_data) != 0) goto done;
     uint8_t hdr[544];
     size_t hn;
     if (fb.gz) {
@@ -371,12 +395,15 @@ static int read_common(const char *path, struct tn_arena *arena, struct nii_imag
         if (got < 0) goto done;
         hn = (size_t)got;
     } else {
-        hn = fb.n < sizeof hdr ? fb.n : sizeof hdr;
-        memcpy(hdr, fb.p, hn);
+        int64_t got = pread_all(fb.fd, hdr, sizeof hdr, 0);
+        if (got < 0) goto done;
+        hn = (size_t)got;
     }
     int64_t vox_offset = 0;
     if (header_decode(hdr, hn, im, &vox_offset) != 0) goto done;
     im->file_nbytes = (int64_t)fb.n;
+    im->gzip = fb.gz;
+    im->vox_offset = vox_offset;
     double slope_, inter_;
     if (nii_scaling(im, &slope_, &inter_) < 0) goto done;
     int64_t nbytes = image_nbytes(im);
@@ -384,8 +411,14 @@ static int read_common(const char *path, struct tn_arena *arena, struct nii_imag
         ct_seterr("image size overflows");
         goto done;
     }
+    im->data_nbytes = nbytes;
     if (!with_data) {
         rc = 0;
+        goto done;
+    }
+    size_t need = nii_read_nbytes(im);
+    if (buf && cap < need) {
+        ct_seterr("the file changed while being read (needs %zu bytes, %zu reserved)", need, cap);
         goto done;
     }
     /* C-order tensor: reverse the NIfTI dims */
@@ -393,26 +426,25 @@ static int read_common(const char *path, struct tn_arena *arena, struct nii_imag
     for (int i = 0; i < im->ndim; i++) shape[i] = im->dim[im->ndim - i];
     enum tn_dtype t;
     dt_to_tn(im->datatype, &t);
+    uint8_t *base = buf ? buf : tn_arena_alloc(arena, need);
+    uint8_t *data;
     if (fb.gz) {
         /* decompress header + data into one buffer placed so the data is 64-byte aligned */
-        size_t pad = (size_t)((64 - vox_offset % 64) % 64);
-        size_t total = (size_t)vox_offset + (size_t)nbytes;
-        uint8_t *base = tn_arena_alloc(arena, pad + total);
-        if (gz_inflate_all(&fb, base + pad, total) != 0) goto done;
-        im->data = tn_arena_alloc(arena, sizeof *im->data);
-        memset(im->data, 0, sizeof *im->data);
-        im->data->data = base + pad + vox_offset;
+        size_t pad = need - (size_t)vox_offset - (size_t)nbytes;
+        if (gz_inflate_all(&fb, base + pad, (size_t)vox_offset + (size_t)nbytes) != 0) goto done;
+        data = base + pad + vox_offset;
     } else {
-        if ((uint64_t)vox_offset + (uint64_t)nbytes > fb.n) {
-            ct_seterr("truncated file (%zu bytes; the header promises %lld)", fb.n,
-                      (long long)(vox_offset + nbytes));
+        int64_t got = pread_all(fb.fd, base, (size_t)nbytes, vox_offset);
+        if (got < 0) goto done;
+        if (got < nbytes) {
+            ct_seterr("truncated file (%zu bytes; the header promises %lld)", fb.n, (long long)(vox_offset + nbytes));
             goto done;
         }
-        im->data = tn_arena_alloc(arena, sizeof *im->data);
-        memset(im->data, 0, sizeof *im->data);
-        im->data->data = tn_arena_alloc(arena, (size_t)nbytes);
-        memcpy(im->data->data, fb.p + vox_offset, (size_t)nbytes);
+        data = base;
     }
+    im->data = tn_arena_alloc(arena, sizeof *im->data);
+    memset(im->data, 0, sizeof *im->data);
+    im->data->data = data;
     im->data->dtype = t;
     im->data->ndim = im->ndim;
     for (int i = 0; i < im->ndim; i++) im->data->shape[i] = shape[i];
@@ -422,16 +454,20 @@ static int read_common(const char *path, struct tn_arena *arena, struct nii_imag
         nifti_swap_Nbytes(tn_numel(im->data), (int)tn_dtype_size(t), im->data->data);
     rc = 0;
 done:
-    file_unmap(&fb);
+    file_close(&fb);
     if (rc != 0) im->data = NULL;
     return rc;
 }
 
 int nii_read(const char *path, struct tn_arena *arena, struct nii_image *im) {
-    return read_common(path, arena, im, 1);
+    return read_common(path, arena, im, 1, NULL, 0);
 }
 
-int nii_read_header(const char *path, struct nii_image *im) { return read_common(path, NULL, im, 0); }
+int nii_read_into(const char *path, struct tn_arena *arena, struct nii_image *im, void *buf, size_t cap) {
+    return read_common(path, arena, im, 1, buf, cap);
+}
+
+int nii_read_header(const char *path, struct nii_image *im) { return read_common(path, NULL, im, 0, NULL, 0); }
 
 int nii_scaling(const struct nii_image *im, double *slope, double *inter) {
     double s = im->scl_slope, b = im->scl_inter;

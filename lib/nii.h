@@ -55,14 +55,24 @@ struct nii_image {
     const char *affine_source;       /* "sform", "qform" or "pixdim" */
     int         big_endian;          /* file was big-endian */
     int64_t     file_nbytes;         /* size on disk */
+    int         gzip;                /* file is gzip-compressed */
+    int64_t     vox_offset;          /* voxel data offset in the (inflated) file */
+    int64_t     data_nbytes;         /* voxel bytes */
 };
 
 /* Read a whole .nii or .nii.gz (NIfTI-1 or -2).  Voxel data from arena.
  * Returns 0, or -1 with lasterr ("truncated file: ...", "not a NIfTI file ..."). */
 int nii_read(const char *path, struct tn_arena *arena, struct nii_image *im);
 
-/* Header only (im->data stays NULL). */
+/* Header only (im->data stays NULL): cheap, even for .nii.gz. */
 int nii_read_header(const char *path, struct nii_image *im);
+
+/* Same as nii_read, with the voxels in a caller buffer of cap >= nii_read_nbytes(hdr)
+ * bytes (64-byte aligned), hdr coming from nii_read_header of the same file; only
+ * the tensor struct comes from arena.  Lets a caller reuse (and prefault) one
+ * buffer across files.  im->data->data points inside buf. */
+int nii_read_into(const char *path, struct tn_arena *arena, struct nii_image *im, void *buf, size_t cap);
+size_t nii_read_nbytes(const struct nii_image *hdr);
 
 /* 1 when the header asks for intensity scaling (slope not 0/NaN and not 1/0). */
 int nii_has_scaling(const struct nii_image *im);
