@@ -126,3 +126,22 @@ ct-phantom -o "$T/big" --shape 160,160,64
   echo "${PIPESTATUS[0]}" >"$T/pipe.rc" )
 if [ "$(cat "$T/pipe.rc")" = 1 ] && grep -q "broken pipe" "$T/pipe.err"; then ok "write: broken pipe reported"
 else notok "write: broken pipe reported" "rc $(cat "$T/pipe.rc"): $(cat "$T/pipe.err")"; fi
+
+# --- -o onto special files: written through, never replaced ---
+if [ "$(id -u)" = 0 ]; then
+    skip "output: -o /dev/null keeps the device" "running as root: a failure would replace the shared /dev/null"
+else
+    check "output: -o /dev/null" ct-pick -o /dev/null "$T/a.ctv"
+fi
+ct-pick -o /dev/stdout "$T/a.ctv" >"$T/via-stdout.ctv"
+same "output: -o /dev/stdout writes to stdout" "$T/a.ctv" "$T/via-stdout.ctv"
+mkfifo "$T/fifo"
+ct-ls -S "$T/fifo" >"$T/fifo.out" &
+ct-pick -o "$T/fifo" "$T/a.ctv"
+wait
+if [ -p "$T/fifo" ] && grep -q '^record 0' "$T/fifo.out"; then ok "output: -o FIFO writes through the pipe"
+else notok "output: -o FIFO writes through the pipe" "$(ls -l "$T/fifo")"; fi
+ln -s target.ctv "$T/link.ctv"
+ct-pick -o "$T/link.ctv" "$T/a.ctv"
+if [ -L "$T/link.ctv" ] && cmp -s "$T/target.ctv" "$T/a.ctv"; then ok "output: -o symlink writes its target, keeps the link"
+else notok "output: -o symlink writes its target, keeps the link" "$(ls -l "$T")"; fi
