@@ -14,10 +14,13 @@
  *   ct-resample ct.nii.gz --label seg.nii.gz | ct-ls
  *   ct-resample --manifest cases.tsv -j 2 -o cases.ctv
  */
+#define _GNU_SOURCE /* MAP_ANONYMOUS, madvise */
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include "cli.h"
@@ -221,6 +224,20 @@ static int is_oblique(const struct nii_image *im) {
     return 0;
 }
 
+/* A 3-D tensor struct (arena) over caller memory. */
+static struct tn_tensor *tn_wrap(struct tn_arena *a, enum tn_dtype dt, const int64_t shape[3], const char *name,
+                                 void *data) {
+    struct tn_tensor *t = tn_arena_alloc(a, sizeof *t);
+    memset(t, 0, sizeof *t);
+    t->dtype = dt;
+    t->ndim = 3;
+    for (int i = 0; i < 3; i++) t->shape[i] = shape[i];
+    tn_set_contiguous(t);
+    t->data = data;
+    snprintf(t->name, sizeof t->name, "%s", name);
+    return t;
+}
+
 /* ---- metadata helpers ---- */
 
 static void meta_bool(struct rec *r, const char *key, int v) {
@@ -259,13 +276,74 @@ static void meta_organs(struct rec *r, const struct rs_organs *o) {
     rec_meta_set_mp(r, "organ_classes", &m);
 }
 
+/* ---- reusable buffers ---- */
+
+/* A page-aligned anonymous mapping kept across cases, so that the volumes of a
+ * batch reuse the same (already faulted-in) pages.  Grows when needed. */
+struct vbuf {
+    void  *p;
+    size_t cap;
+};
+
+static void *vbuf_get(struct vbuf *b, size_t n) {
+    if (n <= b->cap) return b->p;
+    if (b->p) munmap(b->p, b->cap);
+    size_t cap = (n + ((size_t)2 << 20) - 1) & ~(((size_t)2 << 20) - 1);
+    void *p = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) ct_die("out of memory (%zu MB)", cap >> 20);
+    b->p = p, b->cap = cap;
+    return p;
+}
+
+/* Give the pages back but keep the address range (the next case faults again). */
+static void vbuf_release(struct vbuf *b) {
+    if (b->p) madvise(b->p, b->cap, MADV_DONTNEED);
+}
+
+static void vbuf_free(struct vbuf *b) {
+    if (b->p) munmap(b->p, b->cap);
+    b->p = NULL, b->cap = 0;
+}
+
+/* Fault pages in, writable, without touching their content (Linux >= 5.14;
+ * a no-op elsewhere).  One call replaces thousands of page faults and is safe
+ * while another thread writes the same pages. */
+static void populate(void *p, size_t n) {
+#ifdef MADV_POPULATE_WRITE
+    uintptr_t a = (uintptr_t)p & ~(uintptr_t)4095, e = (uintptr_t)p + n;
+    if (e > a) madvise((void *)a, e - a, MADV_POPULATE_WRITE);
+#else
+    (void)p, (void)n;
+#endif
+}
+
+/* Reading the CT in a second thread while the label map is processed. */
+struct ct_job {
+    const char      *path;
+    struct tn_arena *arena;
+    struct nii_image img;
+    void            *buf;
+    size_t           cap;
+    int              rc;
+    char             err[512];
+};
+
+static void *ct_job_main(void *p) {
+    struct ct_job *j = p;
+    j->rc = nii_read_into(j->path, j->arena, &j->img, j->buf, j->cap);
+    if (j->rc != 0) snprintf(j->err, sizeof j->err, "%s", ct_lasterr());
+    return NULL;
+}
+
 /* ---- one case ---- */
 
 struct run {
     const struct opts *o;
     struct rs_organs   organs;
     struct rs_lut      lut;
-    struct tn_arena   *a, *alab, *act;   /* record, label map, CT voxels */
+    struct tn_arena   *a, *alab, *act;   /* record, label map, CT tensor structs */
+    struct vbuf        ctbuf, labbuf;    /* CT and label voxels, reused across cases */
+    struct vbuf        imgbuf, maskbuf;  /* output tensors, reused across cases */
     struct rec_writer *out;
     int                threads;
     int                argc;
@@ -308,7 +386,10 @@ static int process_case(struct run *R, const struct ct_case *cs) {
     int64_t counts[RS_MAX_ORGANS + 1] = { 0 };
     int cropped = 0;
     if (cs->label) {
-        if (nii_read(cs->label, R->alab, &lab) != 0) return ct_prefixerr("%s", cs->label);
+        if (nii_read_header(cs->label, &lab) != 0) return ct_prefixerr("%s", cs->label);
+        void *lb = vbuf_get(&R->labbuf, nii_read_nbytes(&lab));
+        populate(lb, nii_read_nbytes(&lab));
+        if (nii_read_into(cs->label, R->alab, &lab, lb, R->labbuf.cap) != 0) return ct_prefixerr("%s", cs->label);
         STAGE("read labels");
         if (check_volume(&lab, "label map") != 0) return ct_prefixerr("%s", cs->label);
         char why[256];
@@ -325,39 +406,77 @@ static int process_case(struct run *R, const struct ct_case *cs) {
             return ct_seterr("%s: non-integer label value %g at voxel (x=%lld, y=%lld, z=%lld)", cs->label, v,
                              (long long)(flat % nx), (long long)(flat / nx % ny), (long long)(flat / nx / ny));
         }
-        if (o->crop) {
-            int64_t bmin[3], bmax[3];
-            int found = rs_labels_bbox(&ls, &R->lut, &g, bmin, bmax, R->threads);
-            if (found < 0) return ct_prefixerr("%s", cs->label);
-            if (!found)
-                return ct_seterr("%s: no voxel of any organ of the set '%s' after resampling (fVLM skips such "
-                                 "volumes; --no-crop keeps it)", cs->label, R->organs.name);
-            rs_grid_crop(&g, bmin, bmax, o->rp.margin);
-            cropped = 1;
-            STAGE("organ box");
-        }
-    }
-    rs_grid_pad(&g, o->rp.pad_to);
-    if (cs->label) {
-        mask = tn_new(R->a, TN_U8, 3, g.out_shape, "mask");
-        if (rs_labels_write(&ls, &R->lut, &g, mask->data, counts, R->organs.n + 1, R->threads) != 0)
-            return ct_prefixerr("%s", cs->label);
-        tn_arena_reset(R->alab);                  /* the label map's voxels end here */
-        STAGE("mask");
     }
 
-    /* CT voxels */
-    if (nii_read(cs->ct, R->act, &img) != 0) return ct_prefixerr("%s", cs->ct);
+    /* With threads, the CT inflates in a second thread from here on while the
+     * label map is turned into the mask and the output pages are faulted in. */
+    size_t ct_need = nii_read_nbytes(&hdr);
+    struct ct_job job = { .path = cs->ct, .arena = R->act, .buf = vbuf_get(&R->ctbuf, ct_need), .cap = R->ctbuf.cap };
+    pthread_t tid;
+    int async = 0;
+    size_t first = ct_need < ((size_t)16 << 20) ? ct_need : ((size_t)16 << 20);
+    if (R->threads > 1) {
+        populate(job.buf, first);
+        async = pthread_create(&tid, NULL, ct_job_main, &job) == 0;
+    }
+    int rc = -1;
+    if (cs->label && o->crop) {
+        int64_t bmin[3], bmax[3];
+        int found = rs_labels_bbox(&ls, &R->lut, &g, bmin, bmax, async ? 1 : R->threads);
+        if (found < 0) {
+            ct_prefixerr("%s", cs->label);
+            goto join;
+        }
+        if (!found) {
+            ct_seterr("%s: no voxel of any organ of the set '%s' after resampling (fVLM skips such volumes; "
+                      "--no-crop keeps it)", cs->label, R->organs.name);
+            goto join;
+        }
+        rs_grid_crop(&g, bmin, bmax, o->rp.margin);
+        cropped = 1;
+        STAGE("organ box");
+    }
+    rs_grid_pad(&g, o->rp.pad_to);
+    size_t n_out = (size_t)(g.out_shape[0] * g.out_shape[1] * g.out_shape[2]);
+    if (cs->label) {
+        mask = tn_wrap(R->a, TN_U8, g.out_shape, "mask", vbuf_get(&R->maskbuf, n_out));
+        populate(mask->data, n_out);
+        if (rs_labels_write(&ls, &R->lut, &g, mask->data, counts, R->organs.n + 1, async ? 1 : R->threads) != 0) {
+            ct_prefixerr("%s", cs->label);
+            goto join;
+        }
+        vbuf_release(&R->labbuf);                 /* the label map's voxels end here */
+        STAGE("mask");
+    }
+    struct tn_tensor *image = tn_wrap(R->a, TN_F32, g.out_shape, "image", vbuf_get(&R->imgbuf, n_out * 4));
+    rc = 0;
+join:
+    if (async) {
+        /* the labels are gone: fault in the rest of the CT buffer ahead of the
+         * inflating thread (pages it already wrote are skipped), then the output */
+        if (rc == 0) {
+            populate((uint8_t *)job.buf + first, ct_need - first);
+            populate(image->data, n_out * 4);
+        }
+        pthread_join(tid, NULL);
+        if (rc == 0 && job.rc != 0) rc = ct_seterr("%s: %s", cs->ct, job.err);
+    } else if (rc == 0) {
+        populate(job.buf, ct_need);
+        if (nii_read_into(cs->ct, R->act, &job.img, job.buf, job.cap) != 0) rc = ct_prefixerr("%s", cs->ct);
+        else populate(image->data, n_out * 4);    /* after the gzip mapping is gone: lower peak RSS */
+    }
+    if (rc != 0) return -1;
     STAGE("read CT");
+
+    /* CT voxels: check, then trilinear + window into the output box */
+    img = job.img;
     as_3d(img.data);
     struct rs_src is = { .t = img.data };
     if ((is.scaled = nii_scaling(&img, &slope, &inter)) < 0) return ct_prefixerr("%s", cs->ct);
     is.slope = slope, is.inter = inter;
     int64_t bad = rs_count_nonfinite(&is, R->threads);
     if (bad > 0) return ct_seterr("%s: %lld NaN or infinite voxels", cs->ct, (long long)bad);
-    struct tn_tensor *image = tn_new(R->a, TN_F32, 3, g.out_shape, "image");
     if (rs_image_write(&is, &g, &o->win, image->data, R->threads) != 0) return ct_prefixerr("%s", cs->ct);
-    tn_arena_reset(R->act);
     STAGE("image");
 
     /* the record */
@@ -416,7 +535,7 @@ static int process_case(struct run *R, const struct ct_case *cs) {
         size_t n = strlen(o->nifti_dir) + strlen(cs->id) + 32;
         char *p = ct_xmalloc(n);
         snprintf(p, n, "%s/%s_image%s", o->nifti_dir, cs->id, ext);
-        int rc = nii_write(p, image, An, o->nifti_level);
+        rc = nii_write(p, image, An, o->nifti_level);
         if (rc == 0 && mask) {
             snprintf(p, n, "%s/%s_mask%s", o->nifti_dir, cs->id, ext);
             rc = nii_write(p, mask, An, o->nifti_level);
@@ -424,7 +543,7 @@ static int process_case(struct run *R, const struct ct_case *cs) {
         free(p);
         if (rc != 0) return -1;
     }
-    int rc = rec_write(R->out, &r);
+    rc = rec_write(R->out, &r);
     STAGE("write record");
     return rc;
 #undef STAGE
@@ -590,6 +709,10 @@ int main(int argc, char **argv) {
         free(cases[i].id);
     }
     free(cases);
+    vbuf_free(&R.ctbuf);
+    vbuf_free(&R.labbuf);
+    vbuf_free(&R.imgbuf);
+    vbuf_free(&R.maskbuf);
     tn_arena_free(R.a);
     tn_arena_free(R.alab);
     tn_arena_free(R.act);
