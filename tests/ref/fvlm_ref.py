@@ -28,11 +28,16 @@ def load_f32(path):
 
 
 def merge(label, organs=CT_RATE):
-    fused = np.zeros(label.shape, np.float32)
+    """fused[label == tsid] = k + 1 for each class tsid of organ k (resize.py's loop), as one lookup."""
+    lut = np.zeros(max(256, max(max(ids) for _, ids in organs) + 1), np.float32)
     for k, (_, ids) in enumerate(organs):
-        for tsid in ids:
-            fused[label == tsid] = k + 1
-    return fused
+        lut[ids] = k + 1
+    if label.dtype == np.uint8:
+        return lut[label]
+    out = np.zeros(label.shape, np.float32)
+    hit = (label >= 0) & (label < len(lut)) & (label == np.floor(label))
+    out[hit] = lut[label[hit].astype(np.int64)]
+    return out
 
 
 def target_size(shape_xyz, affine, spacing_zyx=(3.0, 1.0, 1.0), xy_swap=True):
@@ -84,7 +89,7 @@ def preprocess(ct_path, seg_path=None, organs=CT_RATE, spacing=(3.0, 1.0, 1.0), 
     info = {"resampled_shape": list(image.shape), "affine_in": aff}
     mask = None
     if seg_path is not None:
-        lab, _ = load_f32(seg_path)
+        lab = np.asanyarray(nib.load(seg_path).dataobj)      # stored type (uint8 from TotalSegmentator)
         m = resize(merge(lab, organs), size, "nearest")
         del lab
         mask = np.ascontiguousarray(m.transpose(2, 1, 0))
