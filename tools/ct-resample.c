@@ -353,6 +353,7 @@ struct run {
     struct vbuf        imgbuf, maskbuf;  /* output tensors, reused across cases */
     struct rec_writer *out;
     int                threads;
+    int                told_no_label;    /* the "not cropped" note was printed */
     int                argc;
     char             **argv;
 };
@@ -722,6 +723,11 @@ int main(int argc, char **argv) {
             failed++;
         } else {
             ct_log(1, "%s: %.3f s, peak RSS %ld MB", cases[i].id, ct_now() - t0, ct_peak_rss_kb() / 1024);
+            if (!cases[i].label && (!R.told_no_label || ct_log_level > 0)) {
+                ct_warn("%s: no label map: resampled, windowed and padded, not cropped (no mask; meta cropped = "
+                        "false)%s", cases[i].id, R.told_no_label ? "" : "; said once, -v for every case");
+                R.told_no_label = 1;
+            }
         }
         tn_arena_reset(R.a);
         tn_arena_reset(R.alab);

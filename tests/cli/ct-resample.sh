@@ -40,6 +40,10 @@ ct-resample "$T/ph/ct.nii.gz" "$T/other.nii.gz" | ct-ls >"$T/two.txt"
 if [ "$(grep -c '^record' "$T/two.txt")" = 2 ] && grep -q 'id=other ' "$T/two.txt" && ! grep -q 'mask' "$T/two.txt" \
     && grep -q 'cropped = false' "$T/two.txt"; then ok "many files: one record each, no mask, no crop"
 else notok "many files: one record each, no mask, no crop" "$(head -c 400 "$T/two.txt")"; fi
+ct-resample "$T/ph/ct.nii.gz" "$T/other.nii.gz" -o /dev/null 2>"$T/nolab.err"
+if [ "$(wc -l <"$T/nolab.err")" = 1 ] && grep -q '^ct-resample: ct: no label map: resampled, windowed and padded, not cropped' "$T/nolab.err"; then
+    ok "many files: says once that cases without a label map are not cropped"
+else notok "many files: says once that cases without a label map are not cropped" "$(cat "$T/nolab.err")"; fi
 printf '# ct\tlabel\tid\n%s\t%s\tcase_a\n\n%s\t-\tcase_b\n' "$T/ph/ct.nii.gz" "$T/ph/seg.nii.gz" "$T/other.nii.gz" >"$T/m.tsv"
 ct-resample --manifest "$T/m.tsv" | ct-ls >"$T/man.txt"
 if grep -q 'record 0  id=case_a' "$T/man.txt" && grep -q 'record 1  id=case_b' "$T/man.txt" \
