@@ -781,7 +781,7 @@ static int take_text(struct report_in *in, struct tn_arena *a, const char *field
                                 "impression.%s is '%.*s': any impression text makes the organ abnormal", organ, (int)n,
                                 s);
         }
-        *out = s;
+        *out = n == v->len ? s : arena_strndup(a, s, n);   /* NUL-terminated either way */
         *out_n = n;
         return 0;
     }

@@ -177,9 +177,9 @@ struct report_note {
 
 struct report_in {
     const char         *scan_id;                       /* NULL until known */
-    const char         *desc[REPORT_MAX_ORGANS];       /* findings text per organ; NULL = absent */
+    const char         *desc[REPORT_MAX_ORGANS];       /* findings text per organ (NUL-terminated); NULL = absent */
     size_t              desc_n[REPORT_MAX_ORGANS];
-    const char         *conc[REPORT_MAX_ORGANS];       /* impression text per organ; NULL = absent */
+    const char         *conc[REPORT_MAX_ORGANS];       /* impression text per organ (NUL-terminated); NULL = absent */
     size_t              conc_n[REPORT_MAX_ORGANS];
     int                 n_notes, cap_notes;
     struct report_note *notes;                         /* in the arena */

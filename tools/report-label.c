@@ -15,10 +15,12 @@
  *   report-label --prompts valid_reports.csv -o prompts.jsonl
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -1003,6 +1005,23 @@ int main(int argc, char **argv) {
             if (report_template_check(o.tmpl) != 0) ct_die("%s: %s", o.template_path, ct_lasterr());
         } else {
             o.tmpl = ct_xstrdup(report_prompt_template);
+        }
+    }
+
+    /* -o naming a symbolic link, a device or a FIFO (/dev/stdout, /dev/null, a named
+     * pipe): write through it, since the atomic temp-file + rename would replace
+     * the link or the special file itself */
+    struct stat st;
+    if (strcmp(cc.output, "-") && lstat(cc.output, &st) == 0 && !S_ISREG(st.st_mode)) {
+        int fd = open(cc.output, O_WRONLY | O_TRUNC);
+        if (fd < 0 || dup2(fd, 1) < 0) ct_die("%s: %s", cc.output, strerror(errno));
+        close(fd);
+        const char *path = cc.output;
+        cc.output = "-";
+        if (o.format == F_DEFAULT && o.mode != M_VALIDATE) {
+            if (has_suffix(path, ".csv")) o.format = F_CSV;
+            else if (has_suffix(path, ".jsonl") || has_suffix(path, ".json")) o.format = F_JSONL;
+            else if (o.mode != M_PROMPTS && o.mode != M_FROM_STREAM) o.format = F_STREAM;
         }
     }
 
