@@ -486,4 +486,55 @@ try:
 finally:
     os.unlink(rp)
 
+# ---------------------------------------------------------------- streams as the schemas say, docs example
+
+check("schemas: structured-report.v1.yaml parses",
+      "fields" in yaml.safe_load(open(os.path.join(reflib.ROOT, "schemas", "structured-report.v1.yaml"))))
+
+
+def schema_keys(name):
+    return set(yaml.safe_load(open(os.path.join(reflib.ROOT, "schemas", name)))["meta"])
+
+
+out, _, _ = run(["report-label"] + [os.path.join(D, f) for f in CORPUS])
+recs = records(out)
+keys = schema_keys("ct.report.v1.yaml")
+ok, why = len(recs) == len(got_all), "%d records" % len(recs)
+for r, (sid, ab, tx) in zip(recs, got_all):
+    m = r["meta"]
+    if not (r["schema"] == "ct.report/1" and r["id"] == sid and set(m) == keys and m["organs"] == ORGANS and
+            m["abnormal"] == ab and m["texts"] == tx and r["tensors"] == {} and
+            all(isinstance(x, str) for x in m["normalised"] + m["warnings"])):
+        ok, why = False, "record %s: %r" % (r["id"], sorted(m))
+        break
+check("ct.report/1: records hold exactly the schema's keys and the JSON-lines values", ok, why)
+out, _, _ = run(["report-label", "--labels", os.path.join(D, "ct-rate-labels.csv")])
+lrecs = records(out)
+check("ct.labels/1: records hold exactly the schema's keys",
+      all(set(r["meta"]) == schema_keys("ct.labels.v1.yaml") and r["tensors"] == {} for r in lrecs))
+
+text = open(os.path.join(reflib.ROOT, "docs", "report-label.md")).read()
+m = re.search(r"<!-- python-example[^>]*-->\s*```python\n(.*?)```", text, re.S)
+wd = os.path.join(TMP, "rl-doc-%d" % os.getpid())
+os.makedirs(wd)
+try:
+    run(["report-label", "-o", os.path.join(wd, "reports.ctv")] + [os.path.join(D, f) for f in CORPUS])
+    run(["report-label", "--labels", "-o", os.path.join(wd, "labels.ctv"), os.path.join(D, "ct-rate-labels.csv")])
+    cwd = os.getcwd()
+    os.chdir(wd)
+    ns = {"read_stream": reflib.read_stream}
+    try:
+        exec(m.group(1), ns)
+    finally:
+        os.chdir(cwd)
+    # labels CSV volumes of scans 101-105 (7 volumes) have a report in the corpus
+    want_A = [[0, 0, 0, 0]] * 2 + [[1, 0, 0, 1], [0, 0, 1, 0]] + [[0, 1, 0, 0]] * 2 + [[1, 0, 0, 1]]
+    check("docs: the Python example runs and joins volumes to their scan's report",
+          ns["Y"].shape == (9, 18) and ns["A"].tolist() == want_A and ns["organ_of"]["Hiatal hernia"] == "esophagus",
+          "Y %s A %s" % (ns["Y"].shape, ns["A"].tolist()))
+finally:
+    for f in os.listdir(wd):
+        os.unlink(os.path.join(wd, f))
+    os.rmdir(wd)
+
 reflib.done()
