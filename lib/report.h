@@ -20,7 +20,7 @@
  *     if (report_parse_text(txt, n, "a.json", 1, REPORT_AUTO, arena, &roots, &n_roots, &flags) != 0)
  *         ct_die("%s", ct_lasterr());                  // "a.json:3:14: ..."
  *     struct report_in in;
- *     if (report_normalise(&org, roots[0], flags, "a", arena, &in) != 0)
+ *     if (report_normalise(&org, roots[0], flags, "a", 0, arena, &in) != 0)
  *         ct_die("%s", report_first_error(&in));
  *     struct report_out out;
  *     report_apply(&org, &in, 0, arena, &out);          // out.abnormal[i], out.text[i]

@@ -603,7 +603,9 @@ static void reports_file(struct run *R, const char *path) {
         if (has_suffix(path, ".yaml") || has_suffix(path, ".yml")) syn = REPORT_YAML;
         else if (has_suffix(path, ".json")) syn = REPORT_JSON;
     }
-    if (syn == REPORT_AUTO && looks_like_jsonl(buf, n)) lines_mem(R, buf, n, path);
+    /* JSON lines are often named .json: read them as lines unless --input says otherwise */
+    if ((syn == REPORT_AUTO || (syn == REPORT_JSON && o->syntax == REPORT_AUTO)) && looks_like_jsonl(buf, n))
+        lines_mem(R, buf, n, path);
     else one_text(R, buf, n, path, 1, syn, 1);
     free(buf);
 }
