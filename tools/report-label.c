@@ -570,6 +570,7 @@ static void reports_file(struct run *R, const char *path) {
     if (jsonl) {                             /* stream line by line */
         FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
         if (!f) {
+            R->n_in++;
             bad(R, "%s: %s", path, strerror(errno));
             return;
         }
@@ -595,6 +596,7 @@ static void reports_file(struct run *R, const char *path) {
     char *buf;
     size_t n;
     if (read_all(path, &buf, &n) != 0) {
+        R->n_in++;
         bad(R, "%s", ct_lasterr());
         return;
     }
@@ -686,6 +688,7 @@ static void labels_file(struct run *R, const char *path) {
     const struct report_abn *t = &R->o->abn;
     struct csv_reader *cr = csv_reader_open(path);
     if (!cr) {
+        R->n_in++;
         bad(R, "%s", ct_lasterr());
         return;
     }
@@ -694,7 +697,8 @@ static void labels_file(struct run *R, const char *path) {
     int rc = csv_read(cr, &row);
     if (rc <= 0 || report_label_header(t, &row, path, &cols) != 0) {
         if (rc == 0) ct_seterr("%s: empty file (no header)", path);
-        bad(R, "%s", ct_lasterr());
+        R->n_in++;
+        bad(R, "%s%s", ct_lasterr(), R->o->keep_going ? " (the whole file is skipped)" : "");
         csv_reader_close(cr);
         return;
     }
@@ -724,7 +728,10 @@ static void labels_file(struct run *R, const char *path) {
         if (emit_labels(&R->out, &l, t, R->a, R->argc, R->argv) != 0) write_failed(R);
         tn_arena_reset(R->a);
     }
-    if (rc < 0) bad(R, "%s", ct_lasterr());   /* the rest of this file cannot be read */
+    if (rc < 0) {                            /* the rest of this file cannot be read */
+        R->n_in++;
+        bad(R, "%s%s", ct_lasterr(), R->o->keep_going ? " (the rest of this file is skipped)" : "");
+    }
     csv_reader_close(cr);
 }
 
@@ -742,6 +749,7 @@ static void prompts_file(struct run *R, const char *path) {
     const struct opts *o = R->o;
     struct csv_reader *cr = csv_reader_open(path);
     if (!cr) {
+        R->n_in++;
         bad(R, "%s", ct_lasterr());
         return;
     }
@@ -750,7 +758,8 @@ static void prompts_file(struct run *R, const char *path) {
     int rc = csv_read(cr, &row);
     if (rc <= 0 || report_text_header(&row, path, &cols) != 0) {
         if (rc == 0) ct_seterr("%s: empty file (no header)", path);
-        bad(R, "%s", ct_lasterr());
+        R->n_in++;
+        bad(R, "%s%s", ct_lasterr(), R->o->keep_going ? " (the whole file is skipped)" : "");
         csv_reader_close(cr);
         return;
     }
@@ -797,7 +806,10 @@ static void prompts_file(struct run *R, const char *path) {
         R->out.n_written++;
         if (sink_flush(&R->out, 0) != 0) write_failed(R);
     }
-    if (rc < 0) bad(R, "%s", ct_lasterr());
+    if (rc < 0) {
+        R->n_in++;
+        bad(R, "%s%s", ct_lasterr(), R->o->keep_going ? " (the rest of this file is skipped)" : "");
+    }
     csv_buf_free(&prompt);
     csv_buf_free(&schema);
     csv_reader_close(cr);

@@ -98,6 +98,14 @@ rc=$?
     ok "keep-going: good records written, skipped ones listed, exit 1" ||
     notok "keep-going" "rc=$rc $(cat "$T/kg.err")"
 
+{ head -3 "$D"/ct-rate-labels.csv; printf '"valid_9_a_1,0\n'; } >"$T/kq.csv"
+$RL -k --labels -f csv "$T/nope.csv" "$T/kq.csv" >"$T/kq.out" 2>"$T/kq.err"
+rc=$?
+[ $rc = 1 ] && [ "$(wc -l <"$T/kq.out")" = 3 ] && grep -q 'nope.csv: No such file' "$T/kq.err" &&
+    grep -q 'kq.csv:4:1: unterminated quoted field .*(the rest of this file is skipped)' "$T/kq.err" &&
+    grep -q 'skipped 2 of 4 inputs' "$T/kq.err" &&
+    ok "keep-going: a missing file and a broken CSV tail are listed" || notok "keep-going: CSV" "rc=$rc $(cat "$T/kq.err")"
+
 # ---- bad input: one line on stderr, nothing on stdout, exit 1 ----
 printf '{"scan_id": "a",\n "findings": {"lung": "x"},\n "impression": {\n' >"$T/trunc.json"
 expect_fail "bad: invalid JSON names file and line" 1 '^report-label: .*trunc.json:4:' $RL -f csv "$T/trunc.json"
