@@ -1022,23 +1022,6 @@ int main(int argc, char **argv) {
         }
     }
 
-    /* -o naming a symbolic link, a device or a FIFO (/dev/stdout, /dev/null, a named
-     * pipe): write through it, since the atomic temp-file + rename would replace
-     * the link or the special file itself */
-    struct stat st;
-    if (strcmp(cc.output, "-") && lstat(cc.output, &st) == 0 && !S_ISREG(st.st_mode)) {
-        int fd = open(cc.output, O_WRONLY | O_TRUNC);
-        if (fd < 0 || dup2(fd, 1) < 0) ct_die("%s: %s", cc.output, strerror(errno));
-        close(fd);
-        const char *path = cc.output;
-        cc.output = "-";
-        if (o.format == F_DEFAULT && o.mode != M_VALIDATE) {
-            if (has_suffix(path, ".csv")) o.format = F_CSV;
-            else if (has_suffix(path, ".jsonl") || has_suffix(path, ".json")) o.format = F_JSONL;
-            else if (o.mode != M_PROMPTS && o.mode != M_FROM_STREAM) o.format = F_STREAM;
-        }
-    }
-
     struct run R = { .o = &o, .argc = argc, .argv = argv };
     R.a = tn_arena_new(0);
     R.ids = report_idset_new();
