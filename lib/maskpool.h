@@ -84,9 +84,9 @@ void mp_window_copy_f32(const float *img, const int64_t shape[3], const struct m
 /* Copy the window of mask into out [w->padded], zeros in the padding.  With
  * keep > 0 only voxels equal to keep survive (the others become 0: the
  * reference erases every other organ from a single-organ window); keep == 0
- * copies every label.  Returns the number of nonzero voxels written. */
-int64_t mp_window_copy_u8(const uint8_t *mask, const int64_t shape[3], const struct mp_window *w, int keep,
-                          uint8_t *out);
+ * copies every label.  (mp_flags_compute counts the labels of the result.) */
+void mp_window_copy_u8(const uint8_t *mask, const int64_t shape[3], const struct mp_window *w, int keep,
+                       uint8_t *out);
 
 /* ---- token flags ---- */
 

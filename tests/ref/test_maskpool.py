@@ -353,6 +353,28 @@ def test_quirk_and_cut():
           str(r and r["meta"]["skipped"]))
 
 
+def test_slab():
+    """A window of whole planes needing no padding is written straight from the case image:
+    check it at a nonzero offset, next to a padded window of the same case."""
+    rng = np.random.default_rng(17)
+    shape = (48, 32, 32)
+    image = rng.random(shape, dtype=np.float32)
+    mask = np.zeros(shape, np.uint8)
+    mask[20:27, 3:30, 5:9] = 1                  # extent 6 < 16: window [23 - 8, 23 + 8) = [15, 31)
+    mask[40:47, 1:3, 1:3] = 2                   # start 43 - 8 = 35 runs past the end: back to 32
+    mask[2:40, 10:12, 10:12] = 3                # extent 37 planes: window [2, 39), padded to 48
+    buf = io.BytesIO()
+    organs = ["a", "b", "c"]
+    case_record(buf, "slab", image, mask, organs)
+    recs = compare("whole-plane windows (no copy) at an offset = reference",
+                   run_maskpool(["--roi", "16,32,32"], buf.getvalue()), [("slab", image, mask, organs)],
+                   (16, 32, 32))
+    check("slab windows: offsets 15 and 32, then a padded one",
+          [r["meta"]["window_offset"][0] for r in recs] == [15, 32, 2]
+          and recs[2]["tensors"]["image"].shape == (48, 32, 32),
+          str([(r["meta"]["window_offset"], r["meta"]["window_size"]) for r in recs]))
+
+
 def test_zero_voxel_organs():
     rng = np.random.default_rng(3)
     image, mask = random_case(rng, (20, 40, 40), 4, absent={2, 3})
@@ -418,6 +440,7 @@ if __name__ == "__main__":
     test_random()
     test_many_organs()
     test_quirk_and_cut()
+    test_slab()
     test_zero_voxel_organs()
     test_real_data()
     test_zstd_and_python_reader_doc()

@@ -101,10 +101,9 @@ static void test_copy(void) {
     float *fo = malloc(16 * 32 * 32 * sizeof *fo);
     uint8_t *uo = malloc(16 * 32 * 32), *ua = malloc(16 * 32 * 32);
     mp_window_copy_f32(img, shape, &w, fo);
-    int64_t nz = mp_window_copy_u8(msk, shape, &w, 2, uo);
-    int64_t nz_all = mp_window_copy_u8(msk, shape, &w, 0, ua);
+    mp_window_copy_u8(msk, shape, &w, 2, uo);
+    mp_window_copy_u8(msk, shape, &w, 0, ua);
     int ok_f = 1, ok_u = 1, ok_a = 1;
-    int64_t want_nz = 0, want_all = 0;
     for (int d = 0; d < 16; d++)
         for (int h = 0; h < 32; h++)
             for (int x = 0; x < 32; x++) {
@@ -116,12 +115,10 @@ static void test_copy(void) {
                 ok_f &= fo[i] == ef;
                 ok_u &= uo[i] == ekeep;
                 ok_a &= ua[i] == eall;
-                want_nz += ekeep != 0;
-                want_all += eall != 0;
             }
     CHECK(ok_f, "copy f32: window values, zeros in the end padding");
-    CHECK(ok_u && nz == want_nz, "copy u8: only the kept label survives (%lld voxels)", (long long)nz);
-    CHECK(ok_a && nz_all == want_all, "copy u8: keep 0 copies every label");
+    CHECK(ok_u, "copy u8: only the kept label survives");
+    CHECK(ok_a, "copy u8: keep 0 copies every label");
     free(fo), free(uo), free(ua);
 }
 
