@@ -48,6 +48,18 @@ int mp_boxes(const uint8_t *mask, const int64_t shape[3], int n_organs, struct m
                         w += 8;
                         continue;
                     }
+                    unsigned v = row[w];
+                    if (x == v * (uint64_t)0x0101010101010101 && (int)v <= n_organs) {
+                        n[v] += 8;                          /* 8 voxels of one organ */
+                        if (w < wlo[v]) wlo[v] = w;
+                        if (w + 7 > whi[v]) whi[v] = w + 7;
+                        if (!seen[v]) {
+                            seen[v] = 1;
+                            row_labels[n_row++] = (uint8_t)v;
+                        }
+                        w += 8;
+                        continue;
+                    }
                 }
                 int64_t end = w + 8 < W ? w + 8 : W;
                 for (; w < end; w++) {
@@ -231,6 +243,16 @@ int mp_flags_compute(const uint8_t *mask, const int64_t dims[3], int n_labels, s
                 uint64_t x;
                 memcpy(&x, row + w, 8);
                 if (!x) continue;
+                unsigned v0 = row[w];
+                if (x == v0 * (uint64_t)0x0101010101010101 && (int)v0 <= n_labels) {
+                    /* inside an organ: 8 voxels of one label, two cells */
+                    uint64_t bit = (uint64_t)1 << ((v0 - 1) % 64);
+                    int64_t q = (v0 - 1) / 64;
+                    cnt[v0] += 8;
+                    cells[(w >> 2) * nw + q] |= bit;
+                    cells[((w >> 2) + 1) * nw + q] |= bit;
+                    continue;
+                }
                 for (int64_t j = w; j < w + 8; j++) {
                     unsigned v = row[j];
                     if (!v) continue;

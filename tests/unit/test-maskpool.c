@@ -76,13 +76,13 @@ static void test_boxes(void) {
 #define AT(d, h, w) m[((d) * 5 + (h)) * 19 + (w)]
     AT(1, 2, 3) = 1;
     AT(3, 0, 18) = 1;                      /* in the tail */
-    AT(2, 4, 9) = 2;
-    AT(2, 4, 10) = 2;
+    for (int x = 8; x < 16; x++) AT(2, 4, x) = 2;   /* one whole 8-byte chunk (the uniform fast path) */
+    AT(1, 1, 16) = 2;
     AT(0, 1, 7) = 3;
     struct mp_box b[4];
     CHECK(mp_boxes(m, shape, 4, b) == 0, "boxes: pass");
     CHECK(b[0].n == 2 && same3(b[0].lo, 1, 0, 3) && same3(b[0].hi, 3, 2, 18), "boxes: organ 1 across rows");
-    CHECK(b[1].n == 2 && same3(b[1].lo, 2, 4, 9) && same3(b[1].hi, 2, 4, 10), "boxes: organ 2 in one row");
+    CHECK(b[1].n == 9 && same3(b[1].lo, 1, 1, 8) && same3(b[1].hi, 2, 4, 16), "boxes: organ 2, a uniform chunk");
     CHECK(b[2].n == 1 && same3(b[2].lo, 0, 1, 7) && same3(b[2].hi, 0, 1, 7), "boxes: organ 3, one voxel");
     CHECK(b[3].n == 0, "boxes: absent organ has n = 0");
     AT(1, 2, 3) = 5;
