@@ -436,6 +436,38 @@ def test_zstd_and_python_reader_doc():
                                      for a, b in zip(raw, z)))
 
 
+def test_schema():
+    """Every key mask-pool writes is in schemas/ct.window.v1.yaml, every required key is written."""
+    import re
+    import yaml
+    sch = yaml.safe_load(open(os.path.join(reflib.ROOT, "schemas", "ct.window.v1.yaml")))
+    rng = np.random.default_rng(23)
+    image, mask = random_case(rng, (24, 40, 40), 4)
+    buf = io.BytesIO()
+    case_record(buf, "s", image, mask)
+    passthrough = {"spacing_mm", "keep_me"}
+    for mode, args in (("single", ["--bits"]), ("multi", ["--multi"])):
+        recs = records(run_maskpool(["--roi", "16,32,32"] + args, buf.getvalue()))
+        problems = []
+        for r in recs:
+            m = r["meta"]
+            unknown = set(m) - set(sch["meta"]) - passthrough
+            missing = {k for k, v in sch["meta"].items() if v.get("required") is True and k not in m}
+            if mode == "multi":
+                missing |= {k for k, v in sch["meta"].items()
+                            if str(v.get("required")).startswith("in multi") and k not in m}
+            pats = [re.compile("^" + re.escape(k).replace(r"\{s\}", "[1-4]").replace(r"\{X\}", "[^/]+") + "$")
+                    for k in sch["tensors"]]
+            bad_t = [n for n in r["tensors"] if not any(p.match(n) for p in pats)]
+            types = {"tok": "int32", "bits": "uint8", "image": "float32", "mask": "uint8"}
+            bad_d = [n for n, a in r["tensors"].items() if a.dtype != types[n.split("/")[0].rstrip("1234")]]
+            if unknown or missing or bad_t or bad_d or r["schema"] != sch["schema"]:
+                problems.append("%s: unknown %s missing %s tensors %s dtypes %s" % (m["organ"], unknown, missing,
+                                                                                   bad_t, bad_d))
+        check("schema: %s-organ records match schemas/ct.window.v1.yaml" % mode, recs and not problems,
+              "; ".join(problems))
+
+
 if __name__ == "__main__":
     test_random()
     test_many_organs()
@@ -444,4 +476,5 @@ if __name__ == "__main__":
     test_zero_voxel_organs()
     test_real_data()
     test_zstd_and_python_reader_doc()
+    test_schema()
     reflib.done()
