@@ -7,7 +7,7 @@
 #   real     TotalSegmentator's reference label map, same preprocessing (112x256x352, lung +
 #            aorta; heart and esophagus absent), when ../shared/data is there
 # Prints, per case: mask-pool wall time and peak RSS (whole process: read the case stream from
-# the page cache, write the windows to /dev/null, and to a pipe), its in-process time, the torch
+# the page cache, write the windows to a discarding sink, and to a pipe), its in-process time, the torch
 # reference's in-process time at 1 and 2 threads and its peak RSS, the ratio, whether the flags
 # are identical, and mask-pool's share of the encoder's time for the same windows.
 #
@@ -24,6 +24,9 @@ ENC_TORCH_S=${ENC_TORCH_S:-7.0}
 OUT=bench/out/mask-pool
 DATA=${CT_DATA:-$PWD/../shared/data}
 mkdir -p "$OUT"
+# Output sink: a character device that discards writes.  /dev/zero does (as /dev/null should);
+# on a machine where /dev/null has become a regular file, writing there costs a disk write.
+SINK=${SINK:-/dev/zero}
 export PATH=$BIN:$PATH
 
 echo "mask-pool benchmark  $(date -u +%Y-%m-%dT%H:%MZ)  $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -116,57 +119,66 @@ for path in paths:
     rec = next(reflib.read_stream(open(path, "rb")))
     image = torch.from_numpy(rec["tensors"]["image"].copy())[None, None]
     mask = torch.from_numpy(rec["tensors"]["mask"].astype(np.float32))[None, None]   # eval.py: float labels
-    times, splits = [], []
+    times, cpus, splits = [], [], []
     for _ in range(reps):
         split = {"box": 0.0, "crop": 0.0, "flags": 0.0}
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         flags = window_and_flags(image, mask, split)
         times.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
         splits.append(split)
     best = splits[times.index(statistics.median_low(times))]
     # the flags as index lists, for the identity check against mask-pool's output
     lists = {(k, s): torch.nonzero(f[0]).flatten().numpy() for k, fl in flags.items() for s, f in enumerate(fl)}
     np.savez(path + ".ref%d.npz" % threads, **{"%d_%d" % key: v for key, v in lists.items()})
-    print("%s %.1f %d %.1f %.1f %.1f" % (os.path.basename(path), 1e3 * statistics.median_low(times), len(flags),
-                                         1e3 * best["box"], 1e3 * best["crop"], 1e3 * best["flags"]))
+    print("%s %.1f %d %.1f %.1f %.1f %.1f" % (os.path.basename(path), 1e3 * statistics.median_low(times), len(flags),
+                                              1e3 * best["box"], 1e3 * best["crop"], 1e3 * best["flags"],
+                                              1e3 * statistics.median_low(cpus)))
 print("rss_import_kb %d" % rss0)
 EOF
 
 splits=()
-printf '\n%-8s %3s | %8s %8s %8s %8s %7s | %8s %8s %7s | %6s %6s | %7s %7s | %s\n' case win "mp wall" \
-    "mp pipe" "mp/case" "mp in-pr" "mp RSS" "torch 1T" "torch 2T" "t RSS" "x 1T" "x 2T" "enc C" "enc pt" "flags"
+printf '\n%-8s %3s | %-36s | %-15s | %-33s | %-11s | %s\n' "" "" "mask-pool, one case" "stream of 8" \
+    "torch reference, in-process" "torch / mp" "share of encoder"
+printf '%-8s %3s | %6s %6s %6s %5s %7s | %6s %6s | %7s %7s %7s %7s | %5s %5s | %6s %6s | %s\n' case win wall cpu \
+    in-pr pipe RSS wall/c cpu/c "1T wall" "1T cpu" "2T wall" RSS wall cpu "2 s C" "7 s pt" flags
 for case in phantom real; do
     f=$OUT/$case.ctv
     [ -f "$f" ] || continue
-    walls=() ; pipes=() ; inproc=() ; rss=0
+    walls=() ; cpus=() ; pipes=() ; inproc=() ; rss=0
     for i in $(seq "$REPS"); do
-        /usr/bin/time -f '%e %M' -o "$OUT/time.txt" mask-pool -v "$f" >/dev/null 2>"$OUT/v.txt"
-        walls+=("$(cut -d' ' -f1 "$OUT/time.txt")")
-        rss=$(cut -d' ' -f2 "$OUT/time.txt")
+        /usr/bin/time -f '%e %U %S %M' -o "$OUT/time.txt" mask-pool -v "$f" >"$SINK" 2>"$OUT/v.txt"
+        read -r e u sy rss <"$OUT/time.txt"
+        walls+=("$e")
+        cpus+=("$(echo "$u + $sy" | bc)")
         inproc+=("$(awk '/windows?, plan/ {gsub(",", ""); print $(NF-4) + $(NF-1)}' "$OUT/v.txt")")
         t0=$(date +%s.%N)
-        mask-pool "$f" | cat >/dev/null
+        mask-pool "$f" | cat >"$SINK"
         pipes+=("$(echo "$(date +%s.%N) - $t0" | bc)")
     done
-    wall_ms=$(printf '%s\n' "${walls[@]}" | median | awk '{printf "%.0f", $1 * 1000}')
-    pipe_ms=$(printf '%s\n' "${pipes[@]}" | median | awk '{printf "%.0f", $1 * 1000}')
-    in_ms=$(printf '%s\n' "${inproc[@]}" | median)
     for i in 1 2 3 4 5 6 7 8; do cat "$f"; done >"$OUT/stream8.ctv"
-    streams=()
+    swall=() ; scpu=()
     for i in $(seq "$REPS"); do
-        /usr/bin/time -f '%e' -o "$OUT/time.txt" mask-pool "$OUT/stream8.ctv" >/dev/null
-        streams+=("$(cat "$OUT/time.txt")")
+        /usr/bin/time -f '%e %U %S' -o "$OUT/time.txt" mask-pool "$OUT/stream8.ctv" >"$SINK"
+        read -r e u sy <"$OUT/time.txt"
+        swall+=("$e")
+        scpu+=("$(echo "$u + $sy" | bc)")
     done
-    stream_ms=$(printf '%s\n' "${streams[@]}" | median | awk '{printf "%.0f", $1 * 1000 / 8}')
     rm -f "$OUT/stream8.ctv"
+    ms() { median | awk -v d="${1:-1}" '{printf "%.0f", $1 * 1000 / d}'; }
+    wall_ms=$(printf '%s\n' "${walls[@]}" | ms)
+    cpu_ms=$(printf '%s\n' "${cpus[@]}" | ms)
+    pipe_ms=$(printf '%s\n' "${pipes[@]}" | ms)
+    in_ms=$(printf '%s\n' "${inproc[@]}" | median)
+    swall_ms=$(printf '%s\n' "${swall[@]}" | ms 8)
+    scpu_ms=$(printf '%s\n' "${scpu[@]}" | ms 8)
     mask-pool "$f" -o "$OUT/$case.win.ctv"
     t1=$(/usr/bin/time -f '%M' -o "$OUT/t1.txt" "$PY" "$OUT/ref.py" 1 "$REPS" "$f" | head -1)
     t2=$(/usr/bin/time -f '%M' -o "$OUT/t2.txt" "$PY" "$OUT/ref.py" 2 "$REPS" "$f" | head -1)
-    nwin=$(echo "$t1" | cut -d' ' -f3)
-    t1_ms=$(echo "$t1" | cut -d' ' -f2)
-    t2_ms=$(echo "$t2" | cut -d' ' -f2)
+    read -r _ t1_ms nwin _ _ _ t1_cpu <<<"$t1"
+    read -r _ t2_ms _ <<<"$t2"
     splits+=("$(echo "$t1" | awk -v c="$case" '{printf "%-8s torch 1T: box %.0f ms, crop+pad %.0f ms, one-hot+max_pool3d %.0f ms", c, $4, $5, $6}')")
-    same=$("$PY" - "$OUT/$case.win.ctv" "$f.ref1.npz" <<'EOF'
+    same=$("$PY" - "$OUT/$case.win.ctv" "$f.ref1.npz" <<'EOF2'
 import sys
 sys.path.insert(0, "tests/ref")
 import numpy as np, reflib
@@ -181,23 +193,25 @@ for r in recs:
             print("DIFFER"); sys.exit()
         n += 1
 print("identical" if n == len(ref.files) else "DIFFER (%d of %d lists)" % (n, len(ref.files)))
-EOF
+EOF2
 )
-    awk -v c="$case" -v n="$nwin" -v w="$wall_ms" -v p="$pipe_ms" -v st="$stream_ms" -v i="$in_ms" -v r="$rss" \
-        -v a="$t1_ms" -v b="$t2_ms" -v tr="$(cat "$OUT/t1.txt")" -v ec="$ENC_C_S" -v et="$ENC_TORCH_S" -v s="$same" 'BEGIN {
-        printf "%-8s %3d | %5d ms %5d ms %5d ms %5.1f ms %4.0f MB | %5.0f ms %5.0f ms %4.0f MB | %5.1fx %5.1fx | %6.2f%% %6.2f%% | %s\n",
-            c, n, w, p, st, i, r / 1024, a, b, tr / 1024, a / w, b / w, 100 * st / 1000 / (n * ec),
-            100 * st / 1000 / (n * et), s }'
+    awk -v c="$case" -v n="$nwin" -v w="$wall_ms" -v cp="$cpu_ms" -v i="$in_ms" -v p="$pipe_ms" -v r="$rss" \
+        -v sw="$swall_ms" -v sc="$scpu_ms" -v a="$t1_ms" -v ac="$t1_cpu" -v b="$t2_ms" -v tr="$(cat "$OUT/t1.txt")" \
+        -v ec="$ENC_C_S" -v et="$ENC_TORCH_S" -v s="$same" 'BEGIN {
+        printf "%-8s %3d | %6d %6d %6.0f %5d %4.0f MB | %6d %6d | %7.0f %7.0f %7.0f %4.0f MB | %4.0fx %4.0fx | %5.2f%% %5.2f%% | %s\n",
+            c, n, w, cp, i, p, r / 1024, sw, sc, a, ac, b, tr / 1024, a / w, ac / cp,
+            100 * sc / 1000 / (n * ec), 100 * sc / 1000 / (n * et), s }'
 done
 echo
 printf '%s\n' "${splits[@]}"
 echo
-echo "mp wall: one mask-pool process on the case (median of $REPS): read the case stream from the page"
-echo "  cache, write the windows to /dev/null; mp pipe: the same into a pipe (| cat); mp/case: wall time"
-echo "  per case of one mask-pool process over a stream of 8 copies of the case (batch use);"
-echo "  mp in-pr: its own -v timings (plan + write) in the single-case run."
-echo "torch 1T/2T: the reference's windowing + flags in-process (median of $REPS), input already in"
-echo "  memory; t RSS: that python process's peak (torch import alone: $(tail -1 <<<"$("$PY" "$OUT/ref.py" 1 1)" | awk '{printf "%.0f MB", $2/1024}'))."
-echo "x 1T/2T: torch in-process time / mask-pool wall time."
-echo "enc C / enc pt: mp/case / (windows x encoder time per window), encoder assumed ${ENC_C_S} s (C target)"
-echo "  and ${ENC_TORCH_S} s (torch, 1 thread) per 112x256x352 window (anchors.md); the aim is < 2%."
+echo "Times in ms, medians of $REPS runs.  mask-pool, one case: one process on the case file (page cache)"
+echo "  writing its windows to $SINK (discarded): wall, cpu (user + sys), in-pr (its own -v plan + write time),"
+echo "  pipe (wall, output through | cat), peak RSS.  stream of 8: one process over 8 copies of the case,"
+echo "  wall and cpu per case (batch use)."
+echo "torch reference: eval.py's windowing + vit.py's flags on tensors already in memory, 1 and 2 threads;"
+echo "  RSS is the python process's peak (torch import alone: $(tail -1 <<<"$("$PY" "$OUT/ref.py" 1 1)" | awk '{printf "%.0f MB", $2/1024}'))."
+echo "torch / mp: torch 1T in-process time / mask-pool one-case process time (wall, cpu)."
+echo "share of encoder: mask-pool cpu per case (stream) / (windows x encoder seconds per 112x256x352"
+echo "  window), encoder assumed ${ENC_C_S} s (the C target) and ${ENC_TORCH_S} s (torch, 1 thread; anchors.md);"
+echo "  the aim is < 2%."
