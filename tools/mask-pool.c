@@ -60,12 +60,13 @@ static void usage(FILE *f) {
             "      --roi D,H,W      minimum window size (default 112,256,352)\n"
             "      --pad-multiple D,H,W  end padding (default 16,32,32; multiples of it only)\n"
             "      --bits           also write bit-packed flags 'bits{s}/ORGAN' (u8, little)\n"
-            "      --allow-empty    a case with no window at all (no organ voxels) is a\n"
-            "                       warning instead of an error\n"
+            "      --allow-empty    a case that yields no window (no voxel of any selected\n"
+            "                       organ) is a warning instead of an error\n"
             CLI_COMMON_HELP
             "\n"
             "Organs without voxels get no window; they are listed in meta 'skipped' of the\n"
-            "case's other windows (and on stderr with -v).  mask-pool is single-threaded.\n"
+            "case's other windows (and on stderr with -v).  mask-pool is single-threaded\n"
+            "(-j has no effect).\n"
             "Exit status: 0 ok, 1 bad record or failed write (nothing is left at -o FILE),\n"
             "2 usage.\n"
             "Example: mask-pool --organs lung,heart case.ctv | ct-ls\n");

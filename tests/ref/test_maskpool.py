@@ -436,6 +436,39 @@ def test_zstd_and_python_reader_doc():
                                      for a, b in zip(raw, z)))
 
 
+def test_doc_reader():
+    """The Python block of docs/mask-pool.md: dense flags equal torch's max_pool3d flags, and a
+    flagged token's voxel box holds a voxel of the organ."""
+    import re
+    text = open(os.path.join(reflib.ROOT, "docs", "mask-pool.md")).read()
+    m = re.search(r"<!-- python-window-reader[^>]*-->\s*```python\n(.*?)```", text, re.S)
+    if not check("docs/mask-pool.md has the python-window-reader block", m is not None):
+        return
+    ns = {}
+    exec(m.group(1), ns)
+    rng = np.random.default_rng(29)
+    image, mask = random_case(rng, (40, 70, 50), 4)
+    buf = io.BytesIO()
+    case_record(buf, "doc", image, mask)
+    recs = records(run_maskpool(["--roi", "16,32,32"], buf.getvalue()))
+    problems = []
+    for r in recs:
+        organ, k = r["meta"]["organ"], r["meta"]["organ_index"] + 1
+        import torch
+        import torch.nn.functional as F
+        y = torch.from_numpy((r["tensors"]["mask"] == k).astype(np.float32))[None, None]
+        for s, cell in enumerate(CELLS, 1):
+            ref = (F.max_pool3d(y, kernel_size=cell, stride=cell)[0, 0] > 0).numpy()
+            if not np.array_equal(ns["organ_tokens"](r, organ, s), ref):
+                problems.append("%s stage %d dense flags" % (organ, s))
+            t = int(r["tensors"]["tok%d/%s" % (s, organ)][-1])
+            lo, hi = ns["token_voxels"](r, s, t)
+            if not (mask[tuple(slice(a, b) for a, b in zip(lo, hi))] == k).any():
+                problems.append("%s stage %d token %d box %s-%s has no voxel" % (organ, s, t, lo, hi))
+    check("docs/mask-pool.md Python block: dense flags and token -> voxel boxes", recs and not problems,
+          "; ".join(problems[:5]))
+
+
 def test_schema():
     """Every key mask-pool writes is in schemas/ct.window.v1.yaml, every required key is written."""
     import re
@@ -477,4 +510,5 @@ if __name__ == "__main__":
     test_real_data()
     test_zstd_and_python_reader_doc()
     test_schema()
+    test_doc_reader()
     reflib.done()
