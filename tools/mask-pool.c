@@ -9,7 +9,8 @@
  *
  * Reads: ct.case/1.  Writes: ct.window/1, one record per window.
  *
- *   ct-resample ct.nii.gz --label seg.nii.gz | mask-pool | encode -m model.ctw | ...
+ *   ct-resample ... | mask-pool | encode ...        (the evaluation pipeline)
+ *   mask-pool --organs lung,heart cases.ctv | ct-ls
  */
 #include <stdlib.h>
 #include <string.h>
