@@ -173,8 +173,10 @@ for case in phantom real; do
     swall_ms=$(printf '%s\n' "${swall[@]}" | ms 8)
     scpu_ms=$(printf '%s\n' "${scpu[@]}" | ms 8)
     mask-pool "$f" -o "$OUT/$case.win.ctv"
-    t1=$(/usr/bin/time -f '%M' -o "$OUT/t1.txt" "$PY" "$OUT/ref.py" 1 "$REPS" "$f" | head -1)
-    t2=$(/usr/bin/time -f '%M' -o "$OUT/t2.txt" "$PY" "$OUT/ref.py" 2 "$REPS" "$f" | head -1)
+    /usr/bin/time -f '%M' -o "$OUT/t1.txt" "$PY" "$OUT/ref.py" 1 "$REPS" "$f" >"$OUT/r1.txt"
+    /usr/bin/time -f '%M' -o "$OUT/t2.txt" "$PY" "$OUT/ref.py" 2 "$REPS" "$f" >"$OUT/r2.txt"
+    t1=$(sed -n 1p "$OUT/r1.txt")
+    t2=$(sed -n 1p "$OUT/r2.txt")
     read -r _ t1_ms nwin _ _ _ t1_cpu <<<"$t1"
     read -r _ t2_ms _ <<<"$t2"
     splits+=("$(echo "$t1" | awk -v c="$case" '{printf "%-8s torch 1T: box %.0f ms, crop+pad %.0f ms, one-hot+max_pool3d %.0f ms", c, $4, $5, $6}')")
@@ -210,7 +212,7 @@ echo "  writing its windows to $SINK (discarded): wall, cpu (user + sys), in-pr 
 echo "  pipe (wall, output through | cat), peak RSS.  stream of 8: one process over 8 copies of the case,"
 echo "  wall and cpu per case (batch use)."
 echo "torch reference: eval.py's windowing + vit.py's flags on tensors already in memory, 1 and 2 threads;"
-echo "  RSS is the python process's peak (torch import alone: $(tail -1 <<<"$("$PY" "$OUT/ref.py" 1 1)" | awk '{printf "%.0f MB", $2/1024}'))."
+echo "  RSS is the python process's peak (torch import alone: $(awk '/^rss_import_kb/ {printf "%.0f MB", $2/1024}' "$OUT/r1.txt"))."
 echo "torch / mp: torch 1T in-process time / mask-pool one-case process time (wall, cpu)."
 echo "share of encoder: mask-pool cpu per case (stream) / (windows x encoder seconds per 112x256x352"
 echo "  window), encoder assumed ${ENC_C_S} s (the C target) and ${ENC_TORCH_S} s (torch, 1 thread; anchors.md);"
