@@ -317,6 +317,22 @@ static void gather_row(const struct lab_ctx *c, int64_t row_off, const int32_t *
 #undef GATHER_ANY
 }
 
+/* 1 when a u8 label row holds only zeros (background whatever the organ set:
+ * class ids start at 1): most rows of a label map, skipped without a gather. */
+static int u8_row_zero(const struct lab_ctx *c, int64_t row_off, int64_t nx) {
+    if (c->lab->t->dtype != TN_U8 || c->lab->scaled) return 0;
+    const uint8_t *p = (const uint8_t *)c->lab->t->data + row_off;
+    uint64_t acc = 0;
+    int64_t i = 0;
+    for (; i + 8 <= nx; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        acc |= w;
+    }
+    for (; i < nx; i++) acc |= p[i];
+    return acc == 0;
+}
+
 static void bbox_range(void *p, int64_t a, int64_t b, int tid) {
     struct lab_ctx *c = p;
     const struct rs_grid *g = c->g;
@@ -327,7 +343,9 @@ static void bbox_range(void *p, int64_t a, int64_t b, int tid) {
     int found = 0;
     for (int64_t d = a; d < b; d++) {
         for (int64_t h = 0; h < H; h++) {
-            gather_row(c, ((int64_t)c->iz[d] * ny + c->iy[h]) * nx, c->ix, W, row);
+            int64_t off = ((int64_t)c->iz[d] * ny + c->iy[h]) * nx;
+            if (u8_row_zero(c, off, nx)) continue;
+            gather_row(c, off, c->ix, W, row);
             int64_t first = -1, last = -1;
             for (int64_t w = 0; w < W; w++)
                 if (row[w]) {
@@ -413,7 +431,12 @@ static void write_range(void *p, int64_t a, int64_t b, int tid) {
         if (d < g->lo[0] || d >= g->hi[0]) continue;
         for (int64_t h = g->lo[1]; h < g->hi[1]; h++) {
             uint8_t *row = slice + (h - g->lo[1] + g->pad_before[1]) * OW + g->pad_before[2];
-            gather_row(c, ((int64_t)c->iz[d] * ny + c->iy[h]) * nx, c->ix + g->lo[2], wn, row);
+            int64_t off = ((int64_t)c->iz[d] * ny + c->iy[h]) * nx;
+            if (u8_row_zero(c, off, nx)) {            /* the row stays 0 (memset above) */
+                cnt[0] += wn;
+                continue;
+            }
+            gather_row(c, off, c->ix + g->lo[2], wn, row);
             for (int64_t w = 0; w < wn; w++) cnt[row[w]]++;
         }
     }
