@@ -519,14 +519,15 @@ static void image_range(void *p, int64_t a, int64_t b, int tid) {
             for (int64_t x = 0; x < nxr; x++) ry[x] = r0[x] * wy0 + r1[x] * wy1;
             /* x, then the window */
             float *o = slice + (h - g->lo[1] + g->pad_before[1]) * OW + g->pad_before[2];
-            for (int64_t w = g->lo[2]; w < g->hi[2]; w++) {
-                float v = ry[c->x0[w] - xlo] * c->wx0[w] + ry[c->x1[w] - xlo] * c->wx1[w];
-                if (win) {
-                    v = (v - wlo) / wden;
-                    v = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
+            const int64_t wn = g->hi[2] - g->lo[2];
+            const int32_t *x0 = c->x0 + g->lo[2], *x1 = c->x1 + g->lo[2];
+            const float *wx0 = c->wx0 + g->lo[2], *wx1 = c->wx1 + g->lo[2];
+            for (int64_t w = 0; w < wn; w++) o[w] = ry[x0[w] - xlo] * wx0[w] + ry[x1[w] - xlo] * wx1[w];
+            if (win)                                  /* true division, as torch: a separate, vectorised pass */
+                for (int64_t w = 0; w < wn; w++) {
+                    float v = (o[w] - wlo) / wden;
+                    o[w] = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
                 }
-                o[w - g->lo[2]] = v;
-            }
         }
     }
     free(rows);
