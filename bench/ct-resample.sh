@@ -4,7 +4,7 @@
 # merge, resample, window, crop, pad, write the stream to a file), against the Python path a user
 # runs today (nibabel + torch interpolate + numpy, bench/ct-resample-peer.py python) and against
 # scipy.ndimage.zoom(order=1) (peer scipy), in the same run, with 1 and 2 threads.
-# Prints the median wall time of REPS runs, the ratios and peak RSS (/usr/bin/time -f %M), the
+# Prints the median wall time of REPS runs (after one untimed warm-up run each), the ratios and peak RSS (/usr/bin/time -f %M), the
 # stage timings of ct-resample -vv, and the gzip inflate alone (zlib's gzip -d, nibabel, ours).
 #
 #   bench/ct-resample.sh            (make bench runs it)   REPS=5 CT_BENCH_DIR=/tmp/b bench/ct-resample.sh
@@ -36,6 +36,7 @@ declare -A WALL RSS
 run() {
     local name=$1; shift
     local walls=() rss=0 i
+    "$@" >/dev/null 2>&1 || true                 # one untimed warm-up run (page cache, imports)
     for ((i = 0; i < REPS; i++)); do
         /usr/bin/time -f '%e %M' -o "$DIR/time.txt" "$@" 2>>"$DIR/stderr.txt" >/dev/null
         read -r w m <"$DIR/time.txt"
