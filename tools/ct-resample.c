@@ -278,8 +278,9 @@ static void meta_organs(struct rec *r, const struct rs_organs *o) {
 
 /* ---- reusable buffers ---- */
 
-/* A page-aligned anonymous mapping kept across cases, so that the volumes of a
- * batch reuse the same (already faulted-in) pages.  Grows when needed. */
+/* A 2 MiB-aligned anonymous mapping kept across cases (grows when needed);
+ * its pages are faulted in at once (populate) and given back after use
+ * (vbuf_release), so a batch peaks no higher than one case. */
 struct vbuf {
     void  *p;
     size_t cap;
@@ -503,6 +504,7 @@ join:
     int64_t bad = rs_count_nonfinite(&is, R->threads);
     if (bad > 0) return ct_seterr("%s: %lld NaN or infinite voxels", cs->ct, (long long)bad);
     if (rs_image_write(&is, &g, &o->win, image->data, R->threads) != 0) return ct_prefixerr("%s", cs->ct);
+    vbuf_release(&R->ctbuf);                      /* the CT's voxels end here */
     STAGE("image");
 
     /* the record */
@@ -729,6 +731,11 @@ int main(int argc, char **argv) {
                 R.told_no_label = 1;
             }
         }
+        /* every buffer's pages go back between cases: a batch peaks no higher than one case */
+        vbuf_release(&R.ctbuf);
+        vbuf_release(&R.labbuf);
+        vbuf_release(&R.imgbuf);
+        vbuf_release(&R.maskbuf);
         tn_arena_reset(R.a);
         tn_arena_reset(R.alab);
         tn_arena_reset(R.act);
