@@ -60,10 +60,18 @@ for j in 1 2; do
 done
 run "scipy zoom order 1 (1 thread)" "$PYTHON" bench/ct-resample-peer.py scipy "$CT" "$SEG" "$DIR/scipy.ctv" 1
 
+printf '%s\t%s\tcase%d\n' "$CT" "$SEG" 1 "$CT" "$SEG" 2 "$CT" "$SEG" 3 "$CT" "$SEG" 4 >"$DIR/batch.tsv"
+for j in 1 2; do
+    run "ct-resample -j $j, 4 cases (manifest)" ct-resample -j "$j" --manifest "$DIR/batch.tsv" -o "$DIR/batch.ctv"
+done
+rm -f "$DIR/batch.ctv"
+
 echo
 echo "== ratios (peer time / ct-resample time, same thread count) =="
 echo "python path, 1 thread : $(ratio "${WALL[python (nibabel+torch), 1 thread(s)]}" "${WALL[ct-resample -j 1]}")x"
 echo "python path, 2 threads: $(ratio "${WALL[python (nibabel+torch), 2 thread(s)]}" "${WALL[ct-resample -j 2]}")x"
+echo "batch of 4, per case  : $(awk -v a="${WALL[ct-resample -j 1, 4 cases (manifest)]}" 'BEGIN{printf "%.2f", a / 4}') s (-j 1)," \
+    "$(awk -v a="${WALL[ct-resample -j 2, 4 cases (manifest)]}" 'BEGIN{printf "%.2f", a / 4}') s (-j 2)"
 echo "scipy zoom (1 thread) : $(ratio "${WALL[scipy zoom order 1 (1 thread)]}" "${WALL[ct-resample -j 1]}")x vs -j 1," \
     "$(ratio "${WALL[scipy zoom order 1 (1 thread)]}" "${WALL[ct-resample -j 2]}")x vs -j 2"
 
@@ -74,9 +82,9 @@ out_raw=$(stat -c %s "$DIR/ours.ctv")
 aim=$(( (in_raw + 2 * out_raw) / 1048576 ))
 echo "input raw (CT + labels) $((in_raw / 1048576)) MB, output raw (the record) $((out_raw / 1048576)) MB," \
     "aim: peak RSS <= input + 2 x output = $aim MB"
-for j in 1 2; do
-    r=${RSS[ct-resample -j $j]}
-    echo "ct-resample -j $j: peak RSS $r MB ($([ "$r" -le "$aim" ] && echo within || echo OVER) the aim)"
+for name in "ct-resample -j 1" "ct-resample -j 2" "ct-resample -j 1, 4 cases (manifest)" "ct-resample -j 2, 4 cases (manifest)"; do
+    r=${RSS[$name]}
+    echo "$name: peak RSS $r MB ($([ "$r" -le "$aim" ] && echo within || echo OVER) the aim)"
 done
 
 echo
