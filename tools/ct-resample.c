@@ -363,7 +363,8 @@ static const char *rule_name(enum rs_size_rule r) {
     return r == RS_SIZE_CEIL ? "ceil" : r == RS_SIZE_ROUND ? "round" : "floor";
 }
 
-/* Process one case; on failure lasterr is "FILE: problem" or "case ID: problem". */
+/* Process one case and write its record; 0, or -1 with lasterr "FILE: problem"
+ * (FILE = the CT, the label map or the organ set the problem is in). */
 static int process_case(struct run *R, const struct ct_case *cs) {
     const struct opts *o = R->o;
     struct nii_image hdr, lab, img;
@@ -386,8 +387,8 @@ static int process_case(struct run *R, const struct ct_case *cs) {
                          "for oblique or permuted axes)", cs->ct, msg);
     }
     if (is_oblique(&hdr))
-        ct_warn("%s: oblique or permuted affine; spacing taken from its %s%s", cs->ct,
-                o->spacing_norm ? "column norms" : "diagonal as fVLM does (see --spacing-from)", "");
+        ct_warn("%s: oblique or permuted affine; spacing taken from its %s", cs->ct,
+                o->spacing_norm ? "column norms" : "diagonal as fVLM does (see --spacing-from)");
 
     struct rs_src ls = { 0 };
     struct tn_tensor *mask = NULL;
@@ -414,13 +415,6 @@ static int process_case(struct run *R, const struct ct_case *cs) {
             ct_prefixerr("%s", cs->label);
             goto join;
         }
-        void *lb = vbuf_get(&R->labbuf, nii_read_nbytes(&lab));
-        populate(lb, nii_read_nbytes(&lab));
-        if (nii_read_into(cs->label, R->alab, &lab, lb, R->labbuf.cap) != 0) {
-            ct_prefixerr("%s", cs->label);
-            goto join;
-        }
-        STAGE("read labels");
         if (check_volume(&lab, "label map") != 0) {
             ct_prefixerr("%s", cs->label);
             goto join;
@@ -430,6 +424,13 @@ static int process_case(struct run *R, const struct ct_case *cs) {
             ct_seterr("%s: label map is on another grid than %s (%s)", cs->label, cs->ct, why);
             goto join;
         }
+        void *lb = vbuf_get(&R->labbuf, nii_read_nbytes(&lab));
+        populate(lb, nii_read_nbytes(&lab));
+        if (nii_read_into(cs->label, R->alab, &lab, lb, R->labbuf.cap) != 0) {
+            ct_prefixerr("%s", cs->label);
+            goto join;
+        }
+        STAGE("read labels");
         as_3d(lab.data);
         ls.t = lab.data;
         if ((ls.scaled = nii_scaling(&lab, &slope, &inter)) < 0) {
