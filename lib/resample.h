@@ -18,12 +18,16 @@
  *   nearest    legacy "nearest": src = min(floor((float)dst * scale), n_in - 1)
  *              in float, scale = (float)n_in / n_out.  Not nearest-exact.
  *
+ *     struct rs_params p = { .spacing_mm = {3, 1, 1}, .xy_swap = 1, .rule = RS_SIZE_FLOOR,
+ *                            .margin = {5, 20, 20}, .pad_to = {112, 256, 352} };
  *     struct rs_grid g;
- *     rs_grid_init(&g, in_shape, spacing_in, &(struct rs_params){...});   // sizes
- *     rs_labels_bbox(&lab, lut, &g, lo, hi, threads);                     // crop box
- *     rs_grid_crop_pad(&g, lo, hi);                                       // padding
- *     rs_labels_write(&lab, lut, &g, mask, counts, threads);              // [D,H,W] u8
- *     rs_image_write(&img, &g, &win, image, threads);                     // [D,H,W] f32
+ *     rs_grid_init(&g, in_shape, spacing_in, &p);               // resized sizes
+ *     if (rs_labels_bbox(&lab, &lut, &g, bmin, bmax, threads) == 1)
+ *         rs_grid_crop(&g, bmin, bmax, p.margin);               // organ box
+ *     rs_grid_pad(&g, p.pad_to);                                // g.out_shape
+ *     rs_labels_write(&lab, &lut, &g, mask, counts, n_organs + 1, threads);  // [D,H,W] u8
+ *     rs_image_write(&img, &g, &win, image, threads);           // [D,H,W] f32
+ *     rs_grid_affine(&g, src_affine, out_affine);               // output index -> world
  *
  * Functions return 0 or -1 with ct_seterr(); nothing here prints or exits.
  */
