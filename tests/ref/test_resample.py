@@ -82,6 +82,60 @@ for i, (shape, sp, tgt, swap) in enumerate(cases):
     check(name + ": nearest labels identical", m.shape == mref.shape and np.array_equal(m, mref.astype(np.uint8)),
           "%d voxels differ" % (np.count_nonzero(m != mref) if m.shape == mref.shape else -1))
 
+# index tables on many sizes: a volume whose value is its own index along one long axis (image) and
+# (index % 200) + 1 (labels, through an identity organ set of 200 one-class organs), resized to random
+# sizes from 1 to 3x: trilinear must give torch's blend of indices (an index off by one would be off by
+# ~1), nearest exactly torch's source indices.  60 axis sizes, up and down, odd and even.
+ident = os.path.join(T, "identity.yaml")
+with open(ident, "w") as f:
+    f.write("name: identity\nclasses: 255\norgans:\n")
+    for k in range(1, 201):
+        f.write("  - {name: c%d, ids: [%d]}\n" % (k, k))
+# Half the pairs are ones where torch's float arithmetic (floor((float)i * (float)(in/out))) and
+# exact rational arithmetic (i * in // out) pick different nearest indices: there only the float
+# version matches.
+tricky = []
+for n_in in range(2, 160):
+    for n_out in range(1, 3 * n_in + 1):
+        i = np.arange(n_out)
+        sf = np.float32(n_in) / np.float32(n_out)
+        if np.any(np.floor(i.astype(np.float32) * sf) != (i * n_in) // n_out):
+            tricky.append((n_in, n_out))
+bad_lin = bad_near = 0
+worst = 0.0
+for i in range(20):
+    n = [int(rng.integers(2, 6)) for _ in range(3)]
+    long_axis = i % 3                                    # x, y or z (NIfTI order)
+    want = [int(rng.integers(1, 3 * v + 1)) for v in n]  # target sizes
+    if i % 2:
+        n[long_axis], want[long_axis] = tricky[int(rng.integers(len(tricky)))]
+    else:
+        n[long_axis] = int(rng.integers(2, 400))
+        want[long_axis] = int(rng.integers(1, 3 * n[long_axis] + 1))
+    idx = np.indices(n)[long_axis]
+    img = idx.astype(np.float32)
+    lab = (idx % 200 + 1).astype(np.uint8)
+    # spacings that make int(n * (s / t)) = want with t = 1 mm and no x/y swap
+    sp = [(w + 0.5) / v for w, v in zip(want, n)]
+    pi, pl = os.path.join(T, "idx%d.nii" % i), os.path.join(T, "idx%d_seg.nii" % i)
+    aff = save(pi, img, sp)
+    nib.save(nib.Nifti1Image(lab, aff), pl)
+    r = resample([pi, "--label", pl, "--organs", ident, "--no-window", "--no-crop", "--pad-to", "0,0,0",
+                  "--spacing", "1,1,1", "--no-xy-swap"])[0]
+    got, m = r["tensors"]["image"], r["tensors"]["mask"]
+    ref = fvlm_ref.resize(img, want, "trilinear").transpose(2, 1, 0)
+    mref = fvlm_ref.resize(lab.astype(np.float32), want, "nearest").transpose(2, 1, 0)
+    if got.shape != ref.shape:
+        bad_lin += 1
+        continue
+    worst = max(worst, float(np.abs(got - ref).max()))
+    bad_lin += float(np.abs(got - ref).max()) > 1e-3
+    bad_near += not np.array_equal(m, mref.astype(np.uint8))
+check("resample: index tables on 20 random size pairs: trilinear = torch (worst %.2g index units)" % worst, bad_lin == 0,
+      "%d volumes differ" % bad_lin)
+check("resample: index tables on 20 random size pairs: nearest indices = torch's", bad_near == 0,
+      "%d volumes differ" % bad_near)
+
 # the same on a label map stored as int16 and as float32 with integral values
 shape, sp = (29, 31, 13), (0.9, 0.7, 2.0)
 lab = rng.integers(0, 70, shape)
