@@ -3,7 +3,7 @@ nibabel, numpy and torch only: the independent reference ct-resample is checked 
 (tests/ref/test_resample.py) and the "Python path" peer of bench/ct-resample.sh.
 
 Each step is the library call MONAI makes underneath:
-  LoadImaged (NibabelReader)     np.asanyarray(nib.load(p).dataobj) -> float32, (x, y, z)
+  LoadImaged (NibabelReader)     np.asanyarray(nib.load(p).dataobj, order="C") -> float32, (x, y, z)
   merge (resize.py)              fused[mask == tsid] = organ_index + 1, on the input grid
   spacing                        |affine[i, i]| of nibabel's img.affine
   target size                    scale = [sx / 1, sy / 1, sz / 3] (spacing / target spacing), then
@@ -23,8 +23,11 @@ CT_RATE = [("lung", [10, 11, 12, 13, 14]), ("heart", [51, 61]), ("esophagus", [1
 
 
 def load_f32(path):
+    """MONAI 1.3's NibabelReader: np.asanyarray(img.dataobj, order="C") (a C-ordered (x, y, z) copy,
+    scaled by nibabel), then float32.  The layout matters to the last bit: torch's trilinear kernel
+    rounds differently on C- and Fortran-ordered inputs (by one float ulp)."""
     img = nib.load(path)
-    return np.asanyarray(img.dataobj).astype(np.float32), img.affine
+    return np.asanyarray(img.dataobj, order="C").astype(np.float32), img.affine
 
 
 def merge(label, organs=CT_RATE):

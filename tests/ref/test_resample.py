@@ -76,7 +76,10 @@ for i, (shape, sp, tgt, swap) in enumerate(cases):
         not_ok(name + ": trilinear", "shape %s vs torch %s" % (got.shape, ref.shape))
         continue
     err = float(np.abs(got - ref).max())
-    check(name + ": trilinear max|err| %.2g <= 1e-5" % err, err <= TOL)
+    # torch on the Fortran-ordered array nibabel returns (no MONAI copy): with FMA hardware we
+    # reproduce that path bit for bit; informational, the tolerance is the contract
+    errf = float(np.abs(got - fvlm_ref.resize(np.asfortranarray(img), size, "trilinear").transpose(2, 1, 0)).max())
+    check(name + ": trilinear max|err| %.2g <= 1e-5 (%.2g vs torch on an F-ordered copy)" % (err, errf), err <= TOL)
     mref = fvlm_ref.resize(fvlm_ref.merge(lab.astype(np.float32)), size, "nearest").transpose(2, 1, 0)
     m = r["tensors"]["mask"]
     check(name + ": nearest labels identical", m.shape == mref.shape and np.array_equal(m, mref.astype(np.uint8)),
