@@ -14,7 +14,8 @@
  *              acc_type), i0 = (int)src, i1 = i0 + (i0 < n_in - 1),
  *              w1 = (float)(src - i0), w0 = 1 - w1 in float; the lerps are
  *              nested with the NIfTI z axis innermost (torch's last dim),
- *              then y, then x, all in float.
+ *              then y, then x, each fma(t0, w0, t1 * w1) in float as torch's
+ *              compiled kernel does (bit-identical on F-ordered input).
  *   nearest    legacy "nearest": src = min(floor((float)dst * scale), n_in - 1)
  *              in float, scale = (float)n_in / n_out.  Not nearest-exact.
  *
