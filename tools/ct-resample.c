@@ -61,7 +61,8 @@ static void usage(FILE *f) {
             "      --id ID            record id (one CT; default: file name without .nii[.gz])\n"
             "  -m, --manifest FILE    one case per line: CT [LABEL [ID]] separated by tabs, or by\n"
             "                         spaces when the line has no tab; LABEL '-' = none; '#'\n"
-            "                         comments; relative paths are relative to the current directory\n"
+            "                         comments; relative paths are relative to the current\n"
+            "                         directory; FILE '-' = stdin\n"
             "      --organs FILE      organ set YAML (default: built-in CT-RATE lung, heart,\n"
             "                         esophagus, aorta; see --print-organs)\n"
             "      --print-organs     print the built-in organ set as YAML and exit\n"
@@ -116,7 +117,8 @@ static int split_fields(char *s, char **f, int max) {
 }
 
 static int read_manifest(const char *path, struct ct_case **out, int *n_out) {
-    FILE *fp = fopen(path, "r");
+    int from_stdin = !strcmp(path, "-");
+    FILE *fp = from_stdin ? stdin : fopen(path, "r");
     if (!fp) return ct_seterr("%s: %s", path, strerror(errno));
     struct ct_case *cs = NULL;
     int n = 0, cap = 0;
@@ -152,7 +154,7 @@ static int read_manifest(const char *path, struct ct_case **out, int *n_out) {
     }
     if (rc == 0 && ferror(fp)) rc = ct_seterr("%s: %s", path, strerror(errno));
     free(line);
-    fclose(fp);
+    if (!from_stdin) fclose(fp);
     if (rc == 0 && n == 0) rc = ct_seterr("%s: no cases", path);
     *out = cs;
     *n_out = n;

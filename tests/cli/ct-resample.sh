@@ -50,9 +50,9 @@ if grep -q 'record 0  id=case_a' "$T/man.txt" && grep -q 'record 1  id=case_b' "
     && [ "$(grep -c 'mask ' "$T/man.txt")" = 1 ]; then ok "manifest: tab-separated CT, LABEL ('-' = none), ID"
 else notok "manifest: tab-separated CT, LABEL ('-' = none), ID" "$(head -c 400 "$T/man.txt")"; fi
 printf '%s %s\n' "$T/ph/ct.nii.gz" "$T/ph/seg.nii.gz" >"$T/m2.txt"
-ct-resample -m "$T/m2.txt" | ct-ls >"$T/man2.txt"
-if grep -q 'record 0  id=ct ' "$T/man2.txt" && grep -q 'mask ' "$T/man2.txt"; then ok "manifest: space-separated, id from the file name"
-else notok "manifest: space-separated, id from the file name" "$(head -c 300 "$T/man2.txt")"; fi
+ct-resample -m - <"$T/m2.txt" | ct-ls >"$T/man2.txt"
+if grep -q 'record 0  id=ct ' "$T/man2.txt" && grep -q 'mask ' "$T/man2.txt"; then ok "manifest: space-separated, from stdin, id from the file name"
+else notok "manifest: space-separated, from stdin, id from the file name" "$(head -c 300 "$T/man2.txt")"; fi
 
 # ---- bad inputs ----
 "$PYTHON" - "$T" <<'EOF'
