@@ -232,6 +232,15 @@ int ct_parse_longs(const char *s, long *out, int n, int allow_one) {
 
 /* ---- misc ---- */
 
+void ct_case_id(const char *path, char *out, size_t n) {
+    const char *b = strrchr(path, '/');
+    b = b ? b + 1 : path;
+    snprintf(out, n, "%s", b);
+    size_t len = strlen(out);
+    if (len > 7 && !strcmp(out + len - 7, ".nii.gz")) out[len - 7] = 0;
+    else if (len > 4 && !strcmp(out + len - 4, ".nii")) out[len - 4] = 0;
+}
+
 double ct_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

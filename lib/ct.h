@@ -75,6 +75,9 @@ int ct_parse_doubles(const char *s, double *out, int n, int allow_one);
 int ct_parse_longs(const char *s, long *out, int n, int allow_one);
 
 /* ---- misc ---- */
+/* The case id of a NIfTI path: the file name without its directory and without
+ * .nii.gz / .nii ("dir/valid_1_a_1.nii.gz" -> "valid_1_a_1"). */
+void   ct_case_id(const char *path, char *out, size_t n);
 double ct_now(void);                        /* monotonic seconds */
 long   ct_peak_rss_kb(void);                /* VmHWM of this process, -1 if unknown */
 

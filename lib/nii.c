@@ -17,6 +17,7 @@
 #include <zlib.h>
 
 #include "ct.h"
+#include "stream.h"
 
 /* ---- datatypes ---- */
 
@@ -496,6 +497,26 @@ struct tn_tensor *nii_scaled_f32(struct tn_arena *arena, const struct nii_image 
 
 void nii_spacing_diag(const struct nii_image *im, double spacing[3]) {
     for (int a = 0; a < 3; a++) spacing[a] = fabs(im->affine[a][a]);
+}
+
+void nii_meta_header(struct rec *r, const char *key, const struct nii_image *im) {
+    struct rec_mp m = { 0 };
+    rec_mp_map(&m, 7);
+    rec_mp_str(&m, "version");
+    rec_mp_i64(&m, im->version);
+    rec_mp_str(&m, "datatype");
+    rec_mp_i64(&m, im->datatype);
+    rec_mp_str(&m, "affine_source");
+    rec_mp_str(&m, im->affine_source);
+    rec_mp_str(&m, "qform_code");
+    rec_mp_i64(&m, im->qform_code);
+    rec_mp_str(&m, "sform_code");
+    rec_mp_i64(&m, im->sform_code);
+    rec_mp_str(&m, "scl_slope");
+    rec_mp_f64(&m, im->scl_slope);
+    rec_mp_str(&m, "scl_inter");
+    rec_mp_f64(&m, im->scl_inter);
+    rec_meta_set_mp(r, key, &m);
 }
 
 void nii_affine_flip_axes(const double in[4][4], double out[4][4]) {

@@ -89,6 +89,11 @@ struct tn_tensor *nii_scaled_f32(struct tn_arena *arena, const struct nii_image 
  * MONAI's Spacing-less fVLM resize step reads (wrong for oblique volumes). */
 void nii_spacing_diag(const struct nii_image *im, double spacing[3]);
 
+/* The header facts ctvis records keep, as a msgpack map value for meta:
+ * {version, datatype, affine_source, qform_code, sform_code, scl_slope, scl_inter}. */
+struct rec;
+void nii_meta_header(struct rec *r, const char *key, const struct nii_image *im);
+
 /* Reverse the first three columns: converts between the NIfTI affine, which
  * takes (i, j, k) = (last, middle, first C axis), and the C-order affine that
  * ctvis records carry, which takes (a0, a1, a2) in tensor order.  Its own inverse. */

@@ -331,14 +331,7 @@ int report_abn_check_organs(const struct report_abn *t, const struct report_orga
 
 /* ---- volume names and scan ids ---- */
 
-void report_volume_id(const char *name, char *out, size_t n) {
-    const char *b = strrchr(name, '/');
-    b = b ? b + 1 : name;
-    snprintf(out, n, "%s", b);
-    size_t len = strlen(out);
-    if (len > 7 && !strcmp(out + len - 7, ".nii.gz")) out[len - 7] = 0;
-    else if (len > 4 && !strcmp(out + len - 4, ".nii")) out[len - 4] = 0;
-}
+void report_volume_id(const char *name, char *out, size_t n) { ct_case_id(name, out, n); }
 
 /* p points at one or more digits followed by end or '_': their length, else 0 */
 static size_t digits(const char *p) {

@@ -512,7 +512,9 @@ void rec_val_print_json(const uint8_t *val, size_t n, FILE *f, int max_items) {
 struct rec_reader {
     int        fd;
     int        owns_fd;
-    char      *path;
+    char      *path;                 /* the input being read */
+    char     **paths;                /* every input, in order */
+    int        n_paths, cur;
     uint8_t   *buf;
     size_t     pos, end;             /* unread bytes are buf[pos..end) */
     int        eof;
@@ -534,42 +536,56 @@ static void set_pipe_size(int fd) {
 #endif
 }
 
-struct rec_reader *rec_reader_open(const char *path) {
+/* Open input path ("-" = stdin) as the reader's current input.  -1 + lasterr. */
+static int rd_open_input(struct rec_reader *rd, const char *path) {
     int fd;
-    if (!path || !strcmp(path, "-")) {
-        if (isatty(0)) {
-            ct_seterr("refusing to read a binary stream from a terminal (give a file or a pipe)");
-            return NULL;
-        }
+    if (!strcmp(path, "-")) {
+        if (isatty(0)) return ct_seterr("refusing to read a binary stream from a terminal (give a file or a pipe)");
         fd = 0;
     } else {
         fd = open(path, O_RDONLY);
-        if (fd < 0) {
-            ct_seterr("%s: %s", path, strerror(errno));
-            return NULL;
-        }
+        if (fd < 0) return ct_seterr("%s: %s", path, strerror(errno));
         struct stat st;
         if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
             close(fd);
-            ct_seterr("%s: is a directory", path);
-            return NULL;
+            return ct_seterr("%s: is a directory", path);
         }
     }
     set_pipe_size(fd);
-    struct rec_reader *rd = ct_xcalloc(1, sizeof *rd);
     rd->fd = fd;
     rd->owns_fd = fd != 0;
-    rd->path = ct_xstrdup(path ? path : "-");
+    rd->path = (char *)path;
+    rd->pos = rd->end = 0;
+    rd->eof = 0;
+    return 0;
+}
+
+struct rec_reader *rec_reader_open_many(int n, char *const *paths) {
+    struct rec_reader *rd = ct_xcalloc(1, sizeof *rd);
+    rd->n_paths = n > 0 ? n : 1;
+    rd->paths = ct_xcalloc((size_t)rd->n_paths, sizeof *rd->paths);
+    for (int i = 0; i < rd->n_paths; i++) rd->paths[i] = ct_xstrdup(n > 0 && paths[i] ? paths[i] : "-");
+    rd->fd = -1;
     rd->buf = ct_xaligned(RD_BUFSZ);
+    if (rd_open_input(rd, rd->paths[0]) != 0) {
+        rec_reader_close(rd);
+        return NULL;
+    }
     return rd;
+}
+
+struct rec_reader *rec_reader_open(const char *path) {
+    char *p = (char *)(path ? path : "-");
+    return rec_reader_open_many(1, &p);
 }
 
 void rec_reader_close(struct rec_reader *rd) {
     if (!rd) return;
-    if (rd->owns_fd) close(rd->fd);
+    if (rd->owns_fd && rd->fd >= 0) close(rd->fd);
     if (rd->dctx) ZSTD_freeDCtx(rd->dctx);
+    for (int i = 0; i < rd->n_paths; i++) free(rd->paths[i]);
+    free(rd->paths);
     free(rd->buf);
-    free(rd->path);
     free(rd);
 }
 
@@ -1011,17 +1027,24 @@ int rec_read(struct rec_reader *rd, struct tn_arena *arena, struct rec *r) {
     r->arena = arena;
     r->index = rd->index;
     r->schema = r->id = NULL;
-    /* clean end of stream: no byte at a record boundary */
-    if (rd->end == rd->pos) {
+    /* clean end of an input: no byte at a record boundary; then the next input */
+    while (rd->end == rd->pos) {
         rd->pos = rd->end = 0;
         ssize_t k = rd_sys(rd, rd->buf, RD_BUFSZ);
-        if (k < 0) return ct_prefixerr("%s", rd->path), -1;
-        if (k == 0) return 0;
-        rd->end = (size_t)k;
+        if (k < 0) return strcmp(rd->path, "-") ? ct_prefixerr("%s", rd->path) : -1;
+        if (k > 0) {
+            rd->end = (size_t)k;
+            break;
+        }
+        if (rd->cur + 1 >= rd->n_paths) return 0;
+        if (rd->owns_fd) close(rd->fd);
+        rd->fd = -1;
+        if (rd_open_input(rd, rd->paths[++rd->cur]) != 0) return -1;
     }
     rd->rec_start = rd->consumed;
     if (read_record(rd, arena, r) != 0) {
         ct_prefixerr("record %ld (id %s)", rd->index, r->id ? r->id : "?");
+        if (strcmp(rd->path, "-")) ct_prefixerr("%s", rd->path);
         return -1;
     }
     rd->index++;

@@ -153,11 +153,16 @@ void rec_json_str(FILE *f, const char *s);
 struct rec_reader;
 /* path "-" = stdin (refused when it is a terminal).  NULL + lasterr. */
 struct rec_reader *rec_reader_open(const char *path);
+/* Several inputs read one after the other as one stream, as `cat` would
+ * (n == 0: stdin).  Later files are opened when reached.  NULL + lasterr. */
+struct rec_reader *rec_reader_open_many(int n, char *const *paths);
 /* Read the next record into r, allocating from arena.
- * Returns 1 (a record), 0 (clean end of stream) or -1 (lasterr:
- * "record N (id X): problem").  r is valid until the arena is reset. */
+ * Returns 1 (a record), 0 (clean end of every input) or -1 (lasterr:
+ * "FILE: record N (id X): problem", without "FILE: " for stdin).  Records are
+ * numbered from 0 across all inputs.  r is valid until the arena is reset. */
 int  rec_read(struct rec_reader *rd, struct tn_arena *arena, struct rec *r);
 void rec_reader_close(struct rec_reader *rd);
+/* The input being read ("-" for stdin). */
 const char *rec_reader_path(const struct rec_reader *rd);
 
 /* ---- writing streams ---- */

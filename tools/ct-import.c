@@ -39,16 +39,6 @@ static void usage(FILE *f) {
             "Example: ct-import ct.nii.gz --label seg.nii.gz | ct-ls\n");
 }
 
-/* "dir/valid_1_a_1.nii.gz" -> "valid_1_a_1" */
-static void id_from_path(const char *path, char *out, size_t n) {
-    const char *b = strrchr(path, '/');
-    b = b ? b + 1 : path;
-    snprintf(out, n, "%s", b);
-    size_t len = strlen(out);
-    if (len > 7 && !strcmp(out + len - 7, ".nii.gz")) out[len - 7] = 0;
-    else if (len > 4 && !strcmp(out + len - 4, ".nii")) out[len - 4] = 0;
-}
-
 /* Drop trailing singleton dimensions beyond the third (x,y,z,1 -> x,y,z). */
 static int as_3d(struct tn_tensor *t, const char *path) {
     while (t->ndim > 3 && t->shape[0] == 1) {
@@ -77,23 +67,7 @@ static void set_geometry(struct rec *r, const struct nii_image *im, const char *
     for (int c = 0; c < 3; c++) sp[c] = sqrt(A[0][c] * A[0][c] + A[1][c] * A[1][c] + A[2][c] * A[2][c]);
     rec_meta_set_f64v(r, "spacing_mm", sp, 3);
     rec_meta_set_str(r, "source", path);
-    struct rec_mp m = { 0 };
-    rec_mp_map(&m, 7);
-    rec_mp_str(&m, "version");
-    rec_mp_i64(&m, im->version);
-    rec_mp_str(&m, "datatype");
-    rec_mp_i64(&m, im->datatype);
-    rec_mp_str(&m, "affine_source");
-    rec_mp_str(&m, im->affine_source);
-    rec_mp_str(&m, "qform_code");
-    rec_mp_i64(&m, im->qform_code);
-    rec_mp_str(&m, "sform_code");
-    rec_mp_i64(&m, im->sform_code);
-    rec_mp_str(&m, "scl_slope");
-    rec_mp_f64(&m, im->scl_slope);
-    rec_mp_str(&m, "scl_inter");
-    rec_mp_f64(&m, im->scl_inter);
-    rec_meta_set_mp(r, "nifti", &m);
+    nii_meta_header(r, "nifti", im);
 }
 
 static int import_one(const struct opts *o, const char *path, struct tn_arena *a, struct rec_writer *out, int argc,
@@ -103,7 +77,7 @@ static int import_one(const struct opts *o, const char *path, struct tn_arena *a
     if (as_3d(im.data, path) != 0) return -1;
     char id[512];
     if (o->id) snprintf(id, sizeof id, "%s", o->id);
-    else id_from_path(path, id, sizeof id);
+    else ct_case_id(path, id, sizeof id);
     struct rec r;
     rec_init(&r, a, "ct.image/1", id);
     struct tn_tensor *img = im.data;

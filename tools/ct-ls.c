@@ -28,7 +28,8 @@ struct opts {
 static void usage(FILE *f) {
     fprintf(f,
             "Usage: ct-ls [OPTION]... [FILE]...\n"
-            "List the records of ctvis streams (FILE '-' or none: stdin).\n"
+            "List the records of ctvis streams (FILE '-' or none: stdin), numbered from 0\n"
+            "across all inputs.\n"
             "\n"
             "  -r, --record LIST    only records with these indices (from 0): 3 | 0,2,5-9 | 4-\n"
             "  -i, --id ID          only records with this id (repeatable)\n"
@@ -54,7 +55,7 @@ static void print_tensor(const struct opts *o, const struct tn_tensor *t, int fi
         printf("%s\"%s\": {\"dtype\": \"%s\", \"shape\": %s", first ? "" : ", ", t->name, tn_dtype_name(t->dtype),
                tn_shape_str(t, sh, sizeof sh));
     } else {
-        printf("  %-12s %-4s %-18s %9.3f MiB", t->name, tn_dtype_name(t->dtype), tn_shape_str(t, sh, sizeof sh), mib);
+        printf("  %-16s %-4s %-18s %9.3f MiB", t->name, tn_dtype_name(t->dtype), tn_shape_str(t, sh, sizeof sh), mib);
     }
     if (o->stats) {
         struct tn_stats s;
@@ -118,28 +119,25 @@ static void print_record(const struct opts *o, const struct rec *r) {
         if (cli_select_tensor_match(&o->sel, r->tensors[i]->name)) print_tensor(o, r->tensors[i], 0);
 }
 
-/* List one stream; returns 0, or -1 with lasterr on a bad record. */
-static int list_stream(const struct opts *o, const char *path, struct tn_arena *arena) {
-    struct rec_reader *in = rec_reader_open(path);
+/* List every record of the inputs; returns 0, or -1 with lasterr on a bad record. */
+static int list_streams(const struct opts *o, int n, char **paths, struct tn_arena *arena) {
+    struct rec_reader *in = rec_reader_open_many(n, paths);
     if (!in) return -1;
+    char name[256];
+    int major = 0;
+    if (o->expect && rec_schema_split(o->expect, name, sizeof name, &major) != 0)
+        ct_usage_die("--expect: '%s' is not name/major", o->expect);
     struct rec r;
     int rc;
     while ((rc = rec_read(in, arena, &r)) > 0) {
-        if (o->expect) {
-            char name[256];
-            int major;
-            if (rec_schema_split(o->expect, name, sizeof name, &major) != 0)
-                ct_usage_die("--expect: '%s' is not name/major", o->expect);
-            if (rec_expect(&r, name, major) != 0) {
-                ct_prefixerr("record %ld (id %s)", r.index, r.id);
-                rc = -1;
-                break;
-            }
+        if (o->expect && rec_expect(&r, name, major) != 0) {
+            ct_prefixerr("record %ld (id %s)", r.index, r.id);
+            rc = -1;
+            break;
         }
         if (cli_select_match(&o->sel, &r)) print_record(o, &r);
         tn_arena_reset(arena);
     }
-    if (rc < 0 && strcmp(path, "-")) ct_prefixerr("%s", path);
     rec_reader_close(in);
     return rc < 0 ? -1 : 0;
 }
@@ -176,13 +174,8 @@ int main(int argc, char **argv) {
         }
     }
     struct tn_arena *arena = tn_arena_new(0);
-    int status = CT_EXIT_OK;
-    if (optind == argc) {
-        if (list_stream(&o, "-", arena) != 0) ct_die("%s", ct_lasterr());
-    }
-    for (int i = optind; i < argc; i++)
-        if (list_stream(&o, argv[i], arena) != 0) ct_die("%s", ct_lasterr());
+    if (list_streams(&o, argc - optind, argv + optind, arena) != 0) ct_die("%s", ct_lasterr());
     tn_arena_free(arena);
     if (fflush(stdout) != 0 || ferror(stdout)) ct_die("stdout: write error");
-    return status;
+    return CT_EXIT_OK;
 }

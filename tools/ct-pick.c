@@ -79,41 +79,34 @@ int main(int argc, char **argv) {
     struct rec_writer *out = rec_writer_open(cc.output, &cc.wopts);
     if (!out) ct_die("%s", ct_lasterr());
     struct tn_arena *a = tn_arena_new(0);
-    int n_in = argc > optind ? argc - optind : 1;
-    long index = 0;
-    for (int f = 0; f < n_in; f++) {
-        const char *path = argc > optind ? argv[optind + f] : "-";
-        struct rec_reader *in = rec_reader_open(path);
-        if (!in) {
+    struct rec_reader *in = rec_reader_open_many(argc - optind, argv + optind);
+    if (!in) {
+        rec_writer_abort(out);
+        ct_die("%s", ct_lasterr());
+    }
+    struct rec r;
+    int rc;
+    while ((rc = rec_read(in, a, &r)) > 0) {
+        if (o.expect && rec_expect(&r, ename, emajor) != 0) {
             rec_writer_abort(out);
-            ct_die("%s", ct_lasterr());
+            ct_die("record %ld (id %s): %s", r.index, r.id, ct_lasterr());
         }
-        struct rec r;
-        int rc;
-        while ((rc = rec_read(in, a, &r)) > 0) {
-            r.index = index++;
-            if (o.expect && rec_expect(&r, ename, emajor) != 0) {
+        if (cli_select_match(&o.sel, &r)) {
+            for (int i = r.n_tensors - 1; i >= 0; i--)
+                if (!cli_select_tensor_match(&o.sel, r.tensors[i]->name)) rec_drop_tensor(&r, r.tensors[i]->name);
+            for (int i = 0; i < o.n_drop; i++) rec_drop_tensor(&r, o.drop[i]);
+            if (o.history) rec_history_append(&r, argc, argv);
+            if (rec_write(out, &r) != 0) {
                 rec_writer_abort(out);
-                ct_die("record %ld (id %s): %s", r.index, r.id, ct_lasterr());
+                ct_die("%s", ct_lasterr());
             }
-            if (cli_select_match(&o.sel, &r)) {
-                for (int i = r.n_tensors - 1; i >= 0; i--)
-                    if (!cli_select_tensor_match(&o.sel, r.tensors[i]->name)) rec_drop_tensor(&r, r.tensors[i]->name);
-                for (int i = 0; i < o.n_drop; i++) rec_drop_tensor(&r, o.drop[i]);
-                if (o.history) rec_history_append(&r, argc, argv);
-                if (rec_write(out, &r) != 0) {
-                    rec_writer_abort(out);
-                    ct_die("%s", ct_lasterr());
-                }
-            }
-            tn_arena_reset(a);
         }
-        if (rc < 0) {
-            rec_writer_abort(out);
-            if (strcmp(path, "-")) ct_die("%s: %s", path, ct_lasterr());
-            ct_die("%s", ct_lasterr());
-        }
-        rec_reader_close(in);
+        tn_arena_reset(a);
+    }
+    rec_reader_close(in);
+    if (rc < 0) {
+        rec_writer_abort(out);
+        ct_die("%s", ct_lasterr());
     }
     tn_arena_free(a);
     if (rec_writer_close(out) != 0) ct_die("%s", ct_lasterr());

@@ -94,15 +94,6 @@ struct ct_case {
     long  line;                      /* manifest line (0 for command-line cases) */
 };
 
-static void id_from_path(const char *path, char *out, size_t n) {
-    const char *b = strrchr(path, '/');
-    b = b ? b + 1 : path;
-    snprintf(out, n, "%s", b);
-    size_t len = strlen(out);
-    if (len > 7 && !strcmp(out + len - 7, ".nii.gz")) out[len - 7] = 0;
-    else if (len > 4 && !strcmp(out + len - 4, ".nii")) out[len - 4] = 0;
-}
-
 /* Split a manifest line into up to 4 fields (tabs, or spaces when there is no tab). */
 static int split_fields(char *s, char **f, int max) {
     const char *sep = strchr(s, '\t') ? "\t" : " ";
@@ -149,7 +140,7 @@ static int read_manifest(const char *path, struct ct_case **out, int *n_out) {
         c->line = lineno;
         char id[512];
         if (k > 2) snprintf(id, sizeof id, "%s", f[2]);
-        else id_from_path(c->ct, id, sizeof id);
+        else ct_case_id(c->ct, id, sizeof id);
         c->id = ct_xstrdup(id);
     }
     if (rc == 0 && ferror(fp)) rc = ct_seterr("%s: %s", path, strerror(errno));
@@ -245,26 +236,6 @@ static struct tn_tensor *tn_wrap(struct tn_arena *a, enum tn_dtype dt, const int
 static void meta_bool(struct rec *r, const char *key, int v) {
     struct rec_mp m = { 0 };
     rec_mp_bool(&m, v);
-    rec_meta_set_mp(r, key, &m);
-}
-
-static void meta_nifti(struct rec *r, const char *key, const struct nii_image *im) {
-    struct rec_mp m = { 0 };
-    rec_mp_map(&m, 7);
-    rec_mp_str(&m, "version");
-    rec_mp_i64(&m, im->version);
-    rec_mp_str(&m, "datatype");
-    rec_mp_i64(&m, im->datatype);
-    rec_mp_str(&m, "affine_source");
-    rec_mp_str(&m, im->affine_source);
-    rec_mp_str(&m, "qform_code");
-    rec_mp_i64(&m, im->qform_code);
-    rec_mp_str(&m, "sform_code");
-    rec_mp_i64(&m, im->sform_code);
-    rec_mp_str(&m, "scl_slope");
-    rec_mp_f64(&m, im->scl_slope);
-    rec_mp_str(&m, "scl_inter");
-    rec_mp_f64(&m, im->scl_inter);
     rec_meta_set_mp(r, key, &m);
 }
 
@@ -556,7 +527,7 @@ join:
         rec_meta_set_str(&r, "organ_set_source", R->organs.source);
         meta_organs(&r, &R->organs);
     }
-    meta_nifti(&r, "nifti", &hdr);
+    nii_meta_header(&r, "nifti", &hdr);
     rec_history_append(&r, R->argc, R->argv);
 
     if (o->nifti_dir) {
@@ -702,7 +673,7 @@ int main(int argc, char **argv) {
         for (int i = 0; i < n_files; i++) {
             char id[512];
             if (o.id) snprintf(id, sizeof id, "%s", o.id);
-            else id_from_path(argv[optind + i], id, sizeof id);
+            else ct_case_id(argv[optind + i], id, sizeof id);
             cases[i] = (struct ct_case){ .ct = ct_xstrdup(argv[optind + i]),
                                          .label = o.label ? ct_xstrdup(o.label) : NULL,
                                          .id = ct_xstrdup(id) };

@@ -480,56 +480,49 @@ int main(int argc, char **argv) {
      * to 64 MiB of image (a 112x256x352 case is 50 MB with its mask) and every case reuses
      * the same pages instead of faulting fresh ones (untouched pages cost nothing). */
     struct tn_arena *ain = tn_arena_new((size_t)256 << 20), *aout = tn_arena_new(0);
-    int n_in = argc > optind ? argc - optind : 1;
-    long index = 0;
-    for (int f = 0; f < n_in; f++) {
-        const char *path = argc > optind ? argv[optind + f] : "-";
-        struct rec_reader *in = rec_reader_open(path);
-        if (!in) {
+    struct rec_reader *in = rec_reader_open_many(argc - optind, argv + optind);
+    if (!in) {
+        rec_writer_abort(out);
+        ct_die("%s", ct_lasterr());
+    }
+    struct rec r;
+    int rc;
+    while ((rc = rec_read(in, ain, &r)) > 0) {
+        double t0 = ct_now();
+        struct case_ctx c;
+        if (plan_case(&o, &r, &c) != 0) {
             rec_writer_abort(out);
-            ct_die("%s", ct_lasterr());
+            ct_die("record %ld (id %s): %s", r.index, r.id, ct_lasterr());
         }
-        struct rec r;
-        int rc;
-        while ((rc = rec_read(in, ain, &r)) > 0) {
-            r.index = index++;
-            double t0 = ct_now();
-            struct case_ctx c;
-            if (plan_case(&o, &r, &c) != 0) {
+        for (int i = 0; i < c.n_skipped; i++)
+            ct_log(1, "record %ld (id %s): no window for %s: %s", r.index, r.id, c.organs[c.skipped[i].organ],
+                   mp_reason_name(c.skipped[i].reason));
+        if (c.n_windows == 0) {
+            char why[512];
+            no_window_reason(&c, why, sizeof why);
+            if (!o.allow_empty) {
+                rec_writer_abort(out);
+                ct_die("record %ld (id %s): no window to write: %s (--allow-empty skips such cases)", r.index,
+                       r.id, why);
+            }
+            ct_warn("record %ld (id %s): no window written: %s", r.index, r.id, why);
+        }
+        double t1 = ct_now();
+        for (int i = 0; i < c.n_windows; i++) {
+            if (write_window(&o, &c, &c.plans[i], aout, out, argc, argv) != 0) {
                 rec_writer_abort(out);
                 ct_die("record %ld (id %s): %s", r.index, r.id, ct_lasterr());
             }
-            for (int i = 0; i < c.n_skipped; i++)
-                ct_log(1, "record %ld (id %s): no window for %s: %s", r.index, r.id, c.organs[c.skipped[i].organ],
-                       mp_reason_name(c.skipped[i].reason));
-            if (c.n_windows == 0) {
-                char why[512];
-                no_window_reason(&c, why, sizeof why);
-                if (!o.allow_empty) {
-                    rec_writer_abort(out);
-                    ct_die("record %ld (id %s): no window to write: %s (--allow-empty skips such cases)", r.index,
-                           r.id, why);
-                }
-                ct_warn("record %ld (id %s): no window written: %s", r.index, r.id, why);
-            }
-            double t1 = ct_now();
-            for (int i = 0; i < c.n_windows; i++) {
-                if (write_window(&o, &c, &c.plans[i], aout, out, argc, argv) != 0) {
-                    rec_writer_abort(out);
-                    ct_die("record %ld (id %s): %s", r.index, r.id, ct_lasterr());
-                }
-                tn_arena_reset(aout);
-            }
-            ct_log(1, "record %ld (id %s): %d window%s, plan %.1f ms, write %.1f ms", r.index, r.id, c.n_windows,
-                   c.n_windows == 1 ? "" : "s", 1e3 * (t1 - t0), 1e3 * (ct_now() - t1));
-            tn_arena_reset(ain);
+            tn_arena_reset(aout);
         }
-        if (rc < 0) {
-            rec_writer_abort(out);
-            if (strcmp(path, "-")) ct_die("%s: %s", path, ct_lasterr());
-            ct_die("%s", ct_lasterr());
-        }
-        rec_reader_close(in);
+        ct_log(1, "record %ld (id %s): %d window%s, plan %.1f ms, write %.1f ms", r.index, r.id, c.n_windows,
+               c.n_windows == 1 ? "" : "s", 1e3 * (t1 - t0), 1e3 * (ct_now() - t1));
+        tn_arena_reset(ain);
+    }
+    rec_reader_close(in);
+    if (rc < 0) {
+        rec_writer_abort(out);
+        ct_die("%s", ct_lasterr());
     }
     tn_arena_free(ain);
     tn_arena_free(aout);

@@ -900,7 +900,7 @@ static void stream_file(struct run *R, const char *path) {
     }
     if (rc < 0) {
         char msg[1024];
-        snprintf(msg, sizeof msg, "%s: %s", path, ct_lasterr());
+        snprintf(msg, sizeof msg, "%s", ct_lasterr());   /* rec_read names the file */
         sink_abort(&R->out);
         ct_die("%s", msg);
     }
