@@ -301,14 +301,20 @@ int nn_visd_trunk(struct nn_visd *m, const float *image, const int64_t shape[3],
     float *tmp = ct_xaligned(n_tmp * sizeof(float));
     int rc = -1;
     const struct conv *st = &m->stem;
+    double t0 = ct_now();
     if (nn_conv3d_relu_maxpool(m->stage[0], image, 1, shape, 64, st->w, st->b, &st->p, n_threads) != 0) goto out;
+    ct_log(2, "trunk: conv1 + maxpool %.3f s", ct_now() - t0);
+    t0 = ct_now();
     /* layer1: both blocks in place on stage[0]; layer l > 1: block 0 from stage[l-1] into
      * stage[l] (stride 2, shortcut A), block 1 in place */
     if (block(m->blk[0][0], m->stage[0], tmp, m->stage[0], m->grid[0], m->grid[0], n_threads) != 0) goto out;
     if (block(m->blk[0][1], m->stage[0], tmp, m->stage[0], m->grid[0], m->grid[0], n_threads) != 0) goto out;
+    ct_log(2, "trunk: layer1 %.3f s", ct_now() - t0);
     for (int l = 1; l < 4; l++) {
+        t0 = ct_now();
         if (block(m->blk[l][0], m->stage[l], tmp, m->stage[l - 1], m->grid[l - 1], m->grid[l], n_threads) != 0) goto out;
         if (block(m->blk[l][1], m->stage[l], tmp, m->stage[l], m->grid[l], m->grid[l], n_threads) != 0) goto out;
+        ct_log(2, "trunk: layer%d %.3f s", l + 1, ct_now() - t0);
     }
     m->have_run = 1;
     rc = 0;

@@ -109,7 +109,7 @@ void nn_conv3d_out_shape(const int64_t in[3], const struct nn_conv3d_params *p, 
 
 static int check_params(const struct nn_conv3d_params *p, const int64_t in[3], int64_t out[3]) {
     for (int a = 0; a < 3; a++) {
-        if (p->k[a] < 1 || p->stride[a] < 1 || p->pad[a] < 0 || p->dil[a] < 1)
+        if (p->k[a] < 1 || p->k[a] > 64 || p->stride[a] < 1 || p->pad[a] < 0 || p->dil[a] < 1)
             return ct_seterr("conv3d: bad parameters on axis %d (k %d, stride %d, pad %d, dil %d)", a, p->k[a],
                              p->stride[a], p->pad[a], p->dil[a]);
         if (in[a] < 1) return ct_seterr("conv3d: empty input axis %d", a);
@@ -124,51 +124,82 @@ static int check_params(const struct nn_conv3d_params *p, const int64_t in[3], i
 /* vol2col                                                                                    */
 /* ------------------------------------------------------------------------------------------ */
 
-/* Range [lo, hi) of output positions o along one axis whose input o*s + off lies in [0, n). */
-static void valid_range(int64_t n_out, int64_t n, int s, int64_t off, int64_t *lo, int64_t *hi) {
-    int64_t l = off < 0 ? (-off + s - 1) / s : 0;
-    int64_t h = (n - 1 - off) < 0 ? 0 : (n - 1 - off) / s + 1;
-    if (h > n_out) h = n_out;
-    if (l > h) l = h;
-    *lo = l;
-    *hi = h;
-}
-
 /* col[k, (r - r0) * Wo + ow] for the output rows r in [r0, r1) (r = od * Ho + oh) and every
  * kernel tap k = ((ci * k0 + a) * k1 + b) * k2 + e, the weight's own order.  ldcol is the row
- * length of col ((r1 - r0) * Wo). */
+ * length of col ((r1 - r0) * Wo).
+ *
+ * Each input row (ci, id, ih) is first laid out in row buffers with zeros around it, one per
+ * phase of the W stride (x[ph], x[s + ph], x[2s + ph] ...), so that every tap e of that row is one
+ * memcpy of Wo floats: iw = ow * s + e * dil - pad = s * (ow + q) + ph with off = e*dil - pad =
+ * s * q + ph (0 <= ph < s), read from phase ph at ow + q. */
+struct vol2col_geom {
+    int64_t q[64];                   /* per tap e: shift q (floor((e*dil - pad) / s)) */
+    int     ph[64];                  /* per tap e: phase */
+    int64_t q_min, len;              /* phase buffers hold indices q_min .. q_min + len - 1 */
+};
+
+static void vol2col_geom_init(struct vol2col_geom *g, const struct nn_conv3d_params *p, int64_t Wo) {
+    const int s = p->stride[2];
+    int64_t qmin = 0, qmax = 0;
+    for (int e = 0; e < p->k[2]; e++) {
+        int64_t off = (int64_t)e * p->dil[2] - p->pad[2];
+        int64_t q = off >= 0 ? off / s : -((-off + s - 1) / s);
+        g->q[e] = q;
+        g->ph[e] = (int)(off - q * s);
+        if (e == 0 || q < qmin) qmin = q;
+        if (e == 0 || q > qmax) qmax = q;
+    }
+    g->q_min = qmin;
+    g->len = Wo + qmax - qmin;
+}
+
 static void vol2col_rows(float *col, int64_t ldcol, const float *x, int c_in, const int64_t in[3],
-                         const int64_t out[3], const struct nn_conv3d_params *p, int64_t r0, int64_t r1) {
+                         const int64_t out[3], const struct nn_conv3d_params *p, int64_t r0, int64_t r1,
+                         float *rowbuf) {
     const int64_t D = in[0], H = in[1], W = in[2], Ho = out[1], Wo = out[2];
-    const int s2 = p->stride[2];
+    const int s2 = p->stride[2], k2 = p->k[2];
+    struct vol2col_geom g;
+    vol2col_geom_init(&g, p, Wo);
+    const size_t row_nbytes = (size_t)Wo * sizeof(float);
     int64_t k = 0;
     for (int ci = 0; ci < c_in; ci++)
         for (int a = 0; a < p->k[0]; a++)
-            for (int b = 0; b < p->k[1]; b++)
-                for (int e = 0; e < p->k[2]; e++, k++) {
-                    float *dst = col + k * ldcol;
-                    int64_t off_w = (int64_t)e * p->dil[2] - p->pad[2], lo, hi;
-                    valid_range(Wo, W, s2, off_w, &lo, &hi);
-                    for (int64_t r = r0; r < r1; r++, dst += Wo) {
-                        int64_t od = r / Ho, oh = r % Ho;
-                        int64_t id = od * p->stride[0] - p->pad[0] + (int64_t)a * p->dil[0];
-                        int64_t ih = oh * p->stride[1] - p->pad[1] + (int64_t)b * p->dil[1];
-                        if (id < 0 || id >= D || ih < 0 || ih >= H || lo >= hi) {
-                            memset(dst, 0, (size_t)Wo * sizeof *dst);
-                            continue;
-                        }
-                        const float *src = x + ((ci * D + id) * H + ih) * W + off_w;
-                        if (lo > 0) memset(dst, 0, (size_t)lo * sizeof *dst);
-                        if (s2 == 1) {
-                            memcpy(dst + lo, src + lo, (size_t)(hi - lo) * sizeof *dst);
-                        } else if (s2 == 2) {
-                            for (int64_t ow = lo; ow < hi; ow++) dst[ow] = src[2 * ow];
-                        } else {
-                            for (int64_t ow = lo; ow < hi; ow++) dst[ow] = src[ow * s2];
-                        }
-                        if (hi < Wo) memset(dst + hi, 0, (size_t)(Wo - hi) * sizeof *dst);
+            for (int b = 0; b < p->k[1]; b++, k += k2) {
+                float *dst = col + k * ldcol;
+                for (int64_t r = r0; r < r1; r++, dst += Wo) {
+                    int64_t od = r / Ho, oh = r % Ho;
+                    int64_t id = od * p->stride[0] - p->pad[0] + (int64_t)a * p->dil[0];
+                    int64_t ih = oh * p->stride[1] - p->pad[1] + (int64_t)b * p->dil[1];
+                    if (id < 0 || id >= D || ih < 0 || ih >= H) {
+                        for (int e = 0; e < k2; e++) memset(dst + e * ldcol, 0, row_nbytes);
+                        continue;
                     }
+                    const float *src = x + ((ci * D + id) * H + ih) * W;
+                    /* phase buffers: buf[ph][i - q_min] = x[s2 * i + ph] (0 outside the row) */
+                    for (int ph = 0; ph < s2; ph++) {
+                        float *pb = rowbuf + ph * g.len;
+                        int64_t lo = -g.q_min > 0 ? -g.q_min : 0;
+                        int64_t hi = W - 1 - ph < 0 ? 0 : (W - 1 - ph) / s2 - g.q_min + 1;
+                        if (hi > g.len) hi = g.len;
+                        if (lo > hi) lo = hi;
+                        if (lo > 0) memset(pb, 0, (size_t)lo * sizeof *pb);
+                        const float *sp = src + s2 * (lo + g.q_min) + ph;
+                        if (s2 == 1) memcpy(pb + lo, sp, (size_t)(hi - lo) * sizeof *pb);
+                        else
+                            for (int64_t i = lo; i < hi; i++) pb[i] = sp[(i - lo) * s2];
+                        if (hi < g.len) memset(pb + hi, 0, (size_t)(g.len - hi) * sizeof *pb);
+                    }
+                    for (int e = 0; e < k2; e++)
+                        memcpy(dst + e * ldcol, rowbuf + g.ph[e] * g.len + (g.q[e] - g.q_min), row_nbytes);
                 }
+            }
+}
+
+/* floats of the row buffer vol2col_rows needs */
+static size_t vol2col_rowbuf(const struct nn_conv3d_params *p, int64_t Wo) {
+    struct vol2col_geom g;
+    vol2col_geom_init(&g, p, Wo);
+    return (size_t)(g.len * p->stride[2]);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -185,7 +216,8 @@ struct conv_job {
     const struct nn_residual      *res;
     int                            relu;
     int64_t                        rows_per_item, n_rows;
-    float                        **col;       /* per thread */
+    float                        **col;       /* per thread: col_floats + the vol2col row buffer */
+    size_t                         col_floats;
 };
 
 /* bias + residual + ReLU on y[:, r0*Wo .. r1*Wo) */
@@ -221,7 +253,7 @@ static void conv_item(void *ctx, int64_t item, int tid) {
     const int64_t P = (r1 - r0) * j->out[2];
     float *col = j->col[tid];
     float beta = 0.0f;
-    vol2col_rows(col, P, j->x, j->c_in, j->in, j->out, j->p, r0, r1);
+    vol2col_rows(col, P, j->x, j->c_in, j->in, j->out, j->p, r0, r1, col + j->col_floats);
     if (j->res && j->res->step == 1) {
         /* identity residual: start the accumulator from it (in place when y is the residual) */
         beta = 1.0f;
@@ -244,6 +276,8 @@ static void conv_item(void *ctx, int64_t item, int tid) {
  * least one row, and at least 2 items per thread when there is enough work. */
 static int64_t rows_per_item(int64_t K, int64_t Wo, int64_t n_rows, int n_threads) {
     int64_t r = (int64_t)(col_budget() / sizeof(float)) / (K * Wo);
+    /* at least ~512 GEMM columns, or the GEMMs of the deep layers (K up to 13824) get thin */
+    if (r * Wo < 512) r = (512 + Wo - 1) / Wo;
     if (r < 1) r = 1;
     int64_t want = 2 * (int64_t)n_threads;
     if (n_threads > 1 && (n_rows + r - 1) / r < want) {
@@ -291,7 +325,8 @@ int nn_conv3d(float *y, const float *x, int c_in, const int64_t in[3], int c_out
     j.rows_per_item = rows_per_item(j.K, j.out[2], j.n_rows, n_threads);
     int64_t n_items = (j.n_rows + j.rows_per_item - 1) / j.rows_per_item;
     int nt = n_threads < n_items ? n_threads : (int)n_items;
-    j.col = alloc_cols(nt, (size_t)(j.K * j.rows_per_item * j.out[2]));
+    j.col_floats = (size_t)(j.K * j.rows_per_item * j.out[2]);
+    j.col = alloc_cols(nt, j.col_floats + vol2col_rowbuf(p, j.out[2]));
     parallel_for(nt, n_items, conv_item, &j);
     free_cols(j.col, nt);
     return 0;
@@ -371,7 +406,7 @@ static void stem_plane(void *ctx, int64_t d, int tid) {
     for (int64_t h0 = 0; h0 < H1; h0 += j->rows_per_item) {
         int64_t h1 = h0 + j->rows_per_item < H1 ? h0 + j->rows_per_item : H1;
         int64_t P = (h1 - h0) * W1;
-        vol2col_rows(col, P, j->x, j->c_in, j->in, j->out, j->p, d * H1 + h0, d * H1 + h1);
+        vol2col_rows(col, P, j->x, j->c_in, j->in, j->out, j->p, d * H1 + h0, d * H1 + h1, col + j->col_floats);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, j->c_out, (int)P, (int)j->K, 1.0f, j->w, (int)j->K,
                     col, (int)P, 0.0f, plane + h0 * W1, (int)L1);
     }
@@ -382,18 +417,28 @@ static void stem_plane(void *ctx, int64_t d, int tid) {
             float v = pl[i] + bias;
             pl[i] = v > 0.0f ? v : 0.0f;
         }
+        /* 3-wide stride-2 max along W (into the row's first Wp floats, in place), then along H */
+        for (int64_t h = 0; h < H1; h++) {
+            float *row = pl + h * W1;
+            float prev = row[0];                       /* row[2ow - 1] of the next ow */
+            for (int64_t ow = 0; ow < Wp; ow++) {
+                float m = row[2 * ow];
+                if (ow > 0) m = prev > m ? prev : m;
+                if (2 * ow + 1 < W1) {
+                    prev = row[2 * ow + 1];
+                    m = prev > m ? prev : m;
+                }
+                row[ow] = m;
+            }
+        }
         float *dst = s->hp + (d * j->c_out + co) * Hp * Wp;
         for (int64_t oh = 0; oh < Hp; oh++) {
-            int64_t ha = 2 * oh - 1 < 0 ? 0 : 2 * oh - 1, hb = 2 * oh + 1 < H1 ? 2 * oh + 1 : H1 - 1;
+            const float *r1 = pl + 2 * oh * W1;
+            const float *r0 = oh > 0 ? r1 - W1 : r1, *r2 = 2 * oh + 1 < H1 ? r1 + W1 : r1;
+            float *o = dst + oh * Wp;
             for (int64_t ow = 0; ow < Wp; ow++) {
-                int64_t wa = 2 * ow - 1 < 0 ? 0 : 2 * ow - 1, wb = 2 * ow + 1 < W1 ? 2 * ow + 1 : W1 - 1;
-                float m = -INFINITY;
-                for (int64_t h = ha; h <= hb; h++)
-                    for (int64_t w = wa; w <= wb; w++) {
-                        float v = pl[h * W1 + w];
-                        if (v > m || isnan(v)) m = v;
-                    }
-                dst[oh * Wp + ow] = m;
+                float m = r0[ow] > r1[ow] ? r0[ow] : r1[ow];
+                o[ow] = r2[ow] > m ? r2[ow] : m;
             }
         }
     }
@@ -411,8 +456,7 @@ static void stem_depth(void *ctx, int64_t item, int tid) {
     memcpy(dst, s->hp + (da * c_out + co) * n, (size_t)n * sizeof *dst);
     for (int64_t d = da + 1; d <= db; d++) {
         const float *src = s->hp + (d * c_out + co) * n;
-        for (int64_t i = 0; i < n; i++)
-            if (src[i] > dst[i] || isnan(src[i])) dst[i] = src[i];
+        for (int64_t i = 0; i < n; i++) dst[i] = src[i] > dst[i] ? src[i] : dst[i];
     }
 }
 
@@ -431,7 +475,8 @@ int nn_conv3d_relu_maxpool(float *y, const float *x, int c_in, const int64_t in[
     int64_t r = (int64_t)(col_budget() / sizeof(float)) / (j->K * j->out[2]);
     j->rows_per_item = r < 1 ? 1 : r > j->out[1] ? j->out[1] : r;
     int nt = n_threads < j->out[0] ? n_threads : (int)j->out[0];
-    j->col = alloc_cols(nt, (size_t)(j->K * j->rows_per_item * j->out[2]));
+    j->col_floats = (size_t)(j->K * j->rows_per_item * j->out[2]);
+    j->col = alloc_cols(nt, j->col_floats + vol2col_rowbuf(p, j->out[2]));
     s.plane = alloc_cols(nt, (size_t)(c_out * j->out[1] * j->out[2]));
     s.hp = ct_xaligned((size_t)(j->out[0] * c_out * s.pooled[1] * s.pooled[2]) * sizeof(float));
     parallel_for(nt, j->out[0], stem_plane, &s);
