@@ -41,6 +41,8 @@ def die(msg, code=1):
 
 
 def load_lavis(path):
+    if not os.path.isfile(path):
+        die("%s: no such file" % path)
     try:
         ck = torch.load(path, map_location="cpu")
     except Exception as e:  # torch raises many kinds
@@ -104,7 +106,7 @@ def to_numpy(t):
         a = a.to(torch.uint8)
     elif a.dtype not in (torch.int64, torch.int32, torch.uint8):
         a = a.to(torch.int64)
-    return np.ascontiguousarray(a.numpy())
+    return np.array(a.numpy(), order="C", copy=True)   # (ascontiguousarray makes 0-d arrays 1-d)
 
 
 def encoder_sha256(arrays):
