@@ -114,7 +114,7 @@ struct ctx {
     struct cache        cache;
     const char         *weights_id, *weights_sha;
     int                 weights_untrained;
-    int                 warned;          /* the untrained-weights warning was given */
+    long                n_written;       /* records written */
     int                 threads;
     long                n_runs, n_reused;
     double              t_trunk, macs;
@@ -219,10 +219,7 @@ static int process(struct ctx *c, struct rec *r, struct rec_writer *out, int arg
             rec_add_tensor(&o, m);
         }
     rec_history_append(&o, argc, argv);
-    if (c->weights_untrained && !c->warned) {
-        ct_warn("%s: untrained (random) weights: the outputs are for testing only", c->o->weights);
-        c->warned = 1;
-    }
+    c->n_written++;
     return rec_write(out, &o);
 }
 
@@ -301,6 +298,8 @@ int main(int argc, char **argv) {
         rec_reader_close(in);
     }
     if (rec_writer_close(out) != 0) ct_die("%s", ct_lasterr());
+    if (c.weights_untrained && c.n_written)
+        ct_warn("%s: untrained (random) weights: the %ld records written are for testing only", o.weights, c.n_written);
     if (c.n_runs)
         ct_log(1, "%ld trunk runs (%ld reused) in %.2f s, %.1f GFLOP/s, peak RSS %ld MB", c.n_runs, c.n_reused,
                c.t_trunk, 2 * c.macs / c.t_trunk * 1e-9, ct_peak_rss_kb() / 1024);
