@@ -238,6 +238,7 @@ void nn_visd_free(struct nn_visd *m) {
         free(m->stage[l]);
     }
     free(m);
+    nn_scratch_release();
 }
 
 /* ---- running ---- */

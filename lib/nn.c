@@ -220,8 +220,9 @@ struct conv_job {
     size_t                         col_floats;
 };
 
-/* bias + residual + ReLU on y[:, r0*Wo .. r1*Wo) */
-static void conv_epilogue(const struct conv_job *j, int64_t r0, int64_t r1) {
+/* y[:, r0*Wo .. r1*Wo) = bias + residual, the starting value of the accumulation (the GEMM then
+ * runs with beta = 1, which also spares OpenBLAS its zeroing pass over C) */
+static void conv_prefill(const struct conv_job *j, int64_t r0, int64_t r1) {
     const int64_t Ho = j->out[1], Wo = j->out[2];
     const int64_t P = (r1 - r0) * Wo;
     const struct nn_residual *res = j->res;
@@ -229,20 +230,26 @@ static void conv_epilogue(const struct conv_job *j, int64_t r0, int64_t r1) {
         float *yr = j->y + co * j->L + r0 * Wo;
         const float bias = j->b ? j->b[co] : 0.0f;
         if (res && co < res->c && res->step == 1) {
-            for (int64_t i = 0; i < P; i++) yr[i] += bias;   /* residual already in (beta = 1) */
+            const float *xr = res->x + co * j->L + r0 * Wo;   /* may be yr itself (in place) */
+            for (int64_t i = 0; i < P; i++) yr[i] = xr[i] + bias;
         } else if (res && co < res->c) {
             const int64_t Dx = res->shape[0], Hx = res->shape[1], Wx = res->shape[2];
             float *dst = yr;
             for (int64_t r = r0; r < r1; r++, dst += Wo) {
                 int64_t od = r / Ho, oh = r % Ho;
                 const float *xr = res->x + ((co * Dx + 2 * od) * Hx + 2 * oh) * Wx;
-                for (int64_t ow = 0; ow < Wo; ow++) dst[ow] += bias + xr[2 * ow];
+                for (int64_t ow = 0; ow < Wo; ow++) dst[ow] = xr[2 * ow] + bias;
             }
         } else {
-            for (int64_t i = 0; i < P; i++) yr[i] += bias;
+            for (int64_t i = 0; i < P; i++) yr[i] = bias;
         }
-        if (j->relu)
-            for (int64_t i = 0; i < P; i++) yr[i] = yr[i] > 0.0f ? yr[i] : 0.0f;
+    }
+}
+
+static void relu_rows(float *y, int c, int64_t ld, int64_t P) {
+    for (int co = 0; co < c; co++) {
+        float *yr = y + co * ld;
+        for (int64_t i = 0; i < P; i++) yr[i] = yr[i] > 0.0f ? yr[i] : 0.0f;
     }
 }
 
@@ -251,25 +258,12 @@ static void conv_item(void *ctx, int64_t item, int tid) {
     int64_t r0 = item * j->rows_per_item, r1 = r0 + j->rows_per_item;
     if (r1 > j->n_rows) r1 = j->n_rows;
     const int64_t P = (r1 - r0) * j->out[2];
-    float *col = j->col[tid];
-    float beta = 0.0f;
+    float *col = j->col[tid], *y = j->y + r0 * j->out[2];
     vol2col_rows(col, P, j->x, j->c_in, j->in, j->out, j->p, r0, r1, col + j->col_floats);
-    if (j->res && j->res->step == 1) {
-        /* identity residual: start the accumulator from it (in place when y is the residual) */
-        beta = 1.0f;
-        if (j->res->x != j->y) {
-            for (int co = 0; co < j->c_out; co++) {
-                float *yr = j->y + co * j->L + r0 * j->out[2];
-                if (co < j->res->c) memcpy(yr, j->res->x + co * j->L + r0 * j->out[2], (size_t)P * sizeof *yr);
-                else memset(yr, 0, (size_t)P * sizeof *yr);
-            }
-        } else {
-            for (int co = j->res->c; co < j->c_out; co++) memset(j->y + co * j->L + r0 * j->out[2], 0, (size_t)P * sizeof(float));
-        }
-    }
+    conv_prefill(j, r0, r1);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, j->c_out, (int)P, (int)j->K, 1.0f, j->w, (int)j->K, col,
-                (int)P, beta, j->y + r0 * j->out[2], (int)j->L);
-    conv_epilogue(j, r0, r1);
+                (int)P, 1.0f, y, (int)j->L);
+    if (j->relu) relu_rows(y, j->c_out, j->L, P);
 }
 
 /* Rows of output per work item: the column buffer (K x rows*Wo floats) within the budget, at
@@ -288,15 +282,69 @@ static int64_t rows_per_item(int64_t K, int64_t Wo, int64_t n_rows, int n_thread
     return r;
 }
 
+/* Scratch buffers (column buffers, planes) are kept in a small pool between calls: a fresh
+ * multi-MB allocation per conv would be page-faulted in again every time. */
+#define POOL_SLOTS 16
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct { float *p; size_t n; } pool_free[POOL_SLOTS];
+
+static float *scratch_get(size_t nfloats) {
+    float *p = NULL;
+    pthread_mutex_lock(&pool_mu);
+    int best = -1;
+    for (int i = 0; i < POOL_SLOTS; i++)
+        if (pool_free[i].p && pool_free[i].n >= nfloats && (best < 0 || pool_free[i].n < pool_free[best].n)) best = i;
+    if (best >= 0) {
+        p = pool_free[best].p;
+        pool_free[best].p = NULL;
+    }
+    pthread_mutex_unlock(&pool_mu);
+    if (!p) {
+        /* the size is recorded in front of the buffer */
+        size_t *h = ct_xaligned(64 + nfloats * sizeof(float));
+        *h = nfloats;
+        p = (float *)((char *)h + 64);
+    }
+    return p;
+}
+
+static void scratch_put(float *p) {
+    if (!p) return;
+    size_t n = *(size_t *)((char *)p - 64);
+    pthread_mutex_lock(&pool_mu);
+    int slot = -1;
+    for (int i = 0; i < POOL_SLOTS && slot < 0; i++)
+        if (!pool_free[i].p) slot = i;
+    if (slot < 0) {   /* full: drop the smallest */
+        slot = 0;
+        for (int i = 1; i < POOL_SLOTS; i++)
+            if (pool_free[i].n < pool_free[slot].n) slot = i;
+        free((char *)pool_free[slot].p - 64);
+    }
+    pool_free[slot].p = p;
+    pool_free[slot].n = n;
+    pthread_mutex_unlock(&pool_mu);
+}
+
+void nn_scratch_release(void) {
+    pthread_mutex_lock(&pool_mu);
+    for (int i = 0; i < POOL_SLOTS; i++) {
+        if (pool_free[i].p) free((char *)pool_free[i].p - 64);
+        pool_free[i].p = NULL;
+        pool_free[i].n = 0;
+    }
+    pthread_mutex_unlock(&pool_mu);
+}
+
 static float **alloc_cols(int n, size_t nfloats) {
     float **c = ct_xcalloc((size_t)n, sizeof *c);
-    for (int t = 0; t < n; t++) c[t] = ct_xaligned(nfloats * sizeof(float));
+    for (int t = 0; t < n; t++) c[t] = scratch_get(nfloats);
     return c;
 }
 
 static void free_cols(float **c, int n) {
     if (!c) return;
-    for (int t = 0; t < n; t++) free(c[t]);
+    for (int t = 0; t < n; t++) scratch_put(c[t]);
     free(c);
 }
 
@@ -407,16 +455,17 @@ static void stem_plane(void *ctx, int64_t d, int tid) {
         int64_t h1 = h0 + j->rows_per_item < H1 ? h0 + j->rows_per_item : H1;
         int64_t P = (h1 - h0) * W1;
         vol2col_rows(col, P, j->x, j->c_in, j->in, j->out, j->p, d * H1 + h0, d * H1 + h1, col + j->col_floats);
+        for (int co = 0; co < j->c_out; co++) {
+            float *yr = plane + co * L1 + h0 * W1;
+            const float bias = j->b ? j->b[co] : 0.0f;
+            for (int64_t i = 0; i < P; i++) yr[i] = bias;
+        }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, j->c_out, (int)P, (int)j->K, 1.0f, j->w, (int)j->K,
-                    col, (int)P, 0.0f, plane + h0 * W1, (int)L1);
+                    col, (int)P, 1.0f, plane + h0 * W1, (int)L1);
     }
     for (int co = 0; co < j->c_out; co++) {
         float *pl = plane + co * L1;
-        const float bias = j->b ? j->b[co] : 0.0f;
-        for (int64_t i = 0; i < L1; i++) {
-            float v = pl[i] + bias;
-            pl[i] = v > 0.0f ? v : 0.0f;
-        }
+        for (int64_t i = 0; i < L1; i++) pl[i] = pl[i] > 0.0f ? pl[i] : 0.0f;
         /* 3-wide stride-2 max along W (into the row's first Wp floats, in place), then along H */
         for (int64_t h = 0; h < H1; h++) {
             float *row = pl + h * W1;
@@ -478,12 +527,12 @@ int nn_conv3d_relu_maxpool(float *y, const float *x, int c_in, const int64_t in[
     j->col_floats = (size_t)(j->K * j->rows_per_item * j->out[2]);
     j->col = alloc_cols(nt, j->col_floats + vol2col_rowbuf(p, j->out[2]));
     s.plane = alloc_cols(nt, (size_t)(c_out * j->out[1] * j->out[2]));
-    s.hp = ct_xaligned((size_t)(j->out[0] * c_out * s.pooled[1] * s.pooled[2]) * sizeof(float));
+    s.hp = scratch_get((size_t)(j->out[0] * c_out * s.pooled[1] * s.pooled[2]));
     parallel_for(nt, j->out[0], stem_plane, &s);
     free_cols(j->col, nt);
     free_cols(s.plane, nt);
     parallel_for(n_threads, (int64_t)c_out * s.pooled[0], stem_depth, &s);
-    free(s.hp);
+    scratch_put(s.hp);
     return 0;
 }
 

@@ -81,6 +81,10 @@ int nn_pointwise_at(float *out, const float *x, int c_in, int64_t len, const int
 void nn_fold_bn(float *w, float *b, int c_out, int64_t per_out, const float *gamma, const float *beta,
                 const float *mean, const float *var, double eps);
 
+/* The ops keep their scratch buffers (column buffers, pooled planes) in a small pool between
+ * calls; this frees it (nn_visd_free calls it too). */
+void nn_scratch_release(void);
+
 /* ---- the ViSD-Boost image encoder (method.md 2.1-2.2) ---- */
 
 #define NN_VISD_STAGES 4
