@@ -268,7 +268,40 @@ static void pending_del(const char *tmp) {
 }
 
 int ct_atomic_open(struct ct_atomic *a, const char *path) {
+    struct stat st;
+    a->direct = 0;
+    int special = !strncmp(path, "/dev/", 5) || !strncmp(path, "/proc/", 6);
+    if (special || (stat(path, &st) == 0 && !S_ISREG(st.st_mode))) {
+        /* a device, FIFO or socket (/dev/null, /dev/stdout, a named pipe): write
+         * through it; renaming a temporary file over it would replace the node */
+        if (!special && S_ISDIR(st.st_mode)) return ct_seterr("%s: is a directory", path);
+        a->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (a->fd < 0) return ct_seterr("%s: cannot open: %s", path, strerror(errno));
+        a->path = ct_xstrdup(path);
+        a->tmp = NULL;
+        a->direct = 1;
+        return 0;
+    }
+    /* a symbolic link to a file: replace the file it points to, keep the link */
+    char *real = NULL;
+    if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
+        real = realpath(path, NULL);
+        if (!real) {                          /* dangling: the target is created */
+            char target[4096];
+            ssize_t k = readlink(path, target, sizeof target - 1);
+            if (k > 0) {
+                target[k] = 0;
+                const char *slash = strrchr(path, '/');
+                int dirlen = target[0] != '/' && slash ? (int)(slash - path + 1) : 0;
+                real = ct_xmalloc((size_t)dirlen + (size_t)k + 1);
+                snprintf(real, (size_t)dirlen + (size_t)k + 1, "%.*s%s", dirlen, path, target);
+            }
+        }
+    }
+    if (real) path = real;
     a->path = ct_xstrdup(path);
+    free(real);
+    path = a->path;
     size_t n = strlen(path) + 32;
     a->tmp = ct_xmalloc(n);
     /* ".name.tmpXXXXXX" next to the target so rename() stays on one filesystem */
@@ -278,10 +311,12 @@ int ct_atomic_open(struct ct_atomic *a, const char *path) {
     a->fd = mkstemp(a->tmp);
     if (a->fd < 0) {
         int e = errno;
+        char shown[4096];
+        snprintf(shown, sizeof shown, "%s", a->path);
         free(a->path);
         free(a->tmp);
         a->path = a->tmp = NULL;
-        return ct_seterr("%s: cannot create: %s", path, strerror(e));
+        return ct_seterr("%s: cannot create: %s", shown, strerror(e));
     }
     fchmod(a->fd, 0644);
     pending_add(a->tmp);
@@ -290,6 +325,13 @@ int ct_atomic_open(struct ct_atomic *a, const char *path) {
 
 int ct_atomic_commit(struct ct_atomic *a) {
     int rc = 0;
+    if (a->direct) {
+        if (a->fd >= 0 && close(a->fd) != 0) rc = ct_seterr("%s: close: %s", a->path, strerror(errno));
+        a->fd = -1;
+        free(a->path);
+        a->path = NULL;
+        return rc;
+    }
     if (a->fd >= 0 && close(a->fd) != 0) rc = ct_seterr("%s: close: %s", a->path, strerror(errno));
     a->fd = -1;
     if (rc == 0 && rename(a->tmp, a->path) != 0)
@@ -303,6 +345,14 @@ int ct_atomic_commit(struct ct_atomic *a) {
 }
 
 void ct_atomic_abort(struct ct_atomic *a) {
+    if (a && a->direct) {                     /* nothing to remove on a device or FIFO */
+        if (a->fd >= 0) close(a->fd);
+        a->fd = -1;
+        free(a->path);
+        a->path = NULL;
+        a->direct = 0;
+        return;
+    }
     if (!a || !a->tmp) return;
     if (a->fd >= 0) close(a->fd);
     a->fd = -1;

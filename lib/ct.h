@@ -78,11 +78,15 @@ int ct_parse_longs(const char *s, long *out, int n, int allow_one);
 double ct_now(void);                        /* monotonic seconds */
 long   ct_peak_rss_kb(void);                /* VmHWM of this process, -1 if unknown */
 
-/* ---- files written atomically: temp file in the same directory, rename on commit ---- */
+/* ---- files written atomically: temp file in the same directory, rename on commit ----
+ * A path that names a device, FIFO or socket (/dev/null, /dev/stdout, a named
+ * pipe) is written through directly; a symbolic link to a file has its target
+ * replaced, the link kept. */
 struct ct_atomic {
-    char *path;                             /* final name */
-    char *tmp;                              /* temporary name while writing */
-    int   fd;                               /* open on tmp, -1 when closed */
+    char *path;                             /* final name (the link's target for a symlink) */
+    char *tmp;                              /* temporary name while writing; NULL when direct */
+    int   fd;                               /* open on tmp (or on path when direct), -1 when closed */
+    int   direct;                           /* 1: writing straight into a device or FIFO */
 };
 int  ct_atomic_open(struct ct_atomic *a, const char *path);  /* -1 + lasterr */
 int  ct_atomic_commit(struct ct_atomic *a);                  /* fsync-less close + rename */

@@ -186,6 +186,11 @@ void rec_mp_bool(struct rec_mp *m, int v) {
     else msgpack_pack_false(&pk);
 }
 void rec_mp_nil(struct rec_mp *m) { MP_PACKER(m); msgpack_pack_nil(&pk); }
+void rec_mp_bin(struct rec_mp *m, const void *p, size_t n) {
+    MP_PACKER(m);
+    msgpack_pack_bin(&pk, n);
+    msgpack_pack_bin_body(&pk, p, n);
+}
 void rec_mp_free(struct rec_mp *m) {
     free(m->buf);
     m->buf = NULL;
@@ -283,8 +288,24 @@ void rec_history_append(struct rec *r, int argc, char **argv) {
     rec_mp_str(&m, "version");
     rec_mp_str(&m, CT_VERSION);
     rec_mp_str(&m, "args");
-    rec_mp_array(&m, argc > 1 ? (uint32_t)(argc - 1) : 0);
-    for (int i = 1; i < argc; i++) rec_mp_str(&m, argv[i]);
+    /* getopt_long permutes argv; /proc/self/cmdline keeps the order the user typed */
+    char cmd[8192];
+    size_t n = 0;
+    FILE *f = fopen("/proc/self/cmdline", "rb");
+    if (f) {
+        n = fread(cmd, 1, sizeof cmd - 1, f);
+        fclose(f);
+    }
+    int n_args = 0;
+    for (size_t i = 0; i < n; i++) n_args += cmd[i] == 0;
+    if (f && n > 0 && n < sizeof cmd - 1 && n_args == argc) {
+        rec_mp_array(&m, (uint32_t)(argc - 1));
+        const char *p = cmd + strlen(cmd) + 1;         /* skip argv[0] */
+        for (int i = 1; i < argc; i++, p += strlen(p) + 1) rec_mp_str(&m, p);
+    } else {
+        rec_mp_array(&m, argc > 1 ? (uint32_t)(argc - 1) : 0);
+        for (int i = 1; i < argc; i++) rec_mp_str(&m, argv[i]);
+    }
     rec_meta_set_mp(r, "history", &m);
 }
 
@@ -963,8 +984,9 @@ static int read_record(struct rec_reader *rd, struct tn_arena *a, struct rec *r)
             for (uint64_t i = 0; i < tt.n; i++) {
                 struct tn_tensor *t = tn_arena_alloc(a, sizeof *t);
                 memset(t, 0, sizeof *t);
-                if (rd_key(rd, t->name, sizeof t->name, "tensor name") != 0)
-                    return ct_seterr("tensor name missing or longer than %d bytes", TN_NAME_MAX - 1);
+                int kr2 = rd_key(rd, t->name, sizeof t->name, "tensor name");
+                if (kr2 < 0) return -1;
+                if (kr2 > 0) return ct_seterr("tensor name longer than %d bytes", TN_NAME_MAX - 1);
                 if (rec_tensor(r, t->name)) return ct_seterr("duplicate tensor '%s'", t->name);
                 if (r->n_tensors >= REC_MAX_TENSORS) return ct_seterr("more than %d tensors", REC_MAX_TENSORS);
                 if (read_tensor(rd, a, t) != 0) return -1;
@@ -1016,6 +1038,7 @@ struct rec_writer {
     char            *path;
     uint8_t         *buf;
     size_t           n;
+    size_t           committed;      /* buf[0..committed) holds only whole records */
     struct rec_wopts o;
     ZSTD_CCtx       *cctx;
     uint8_t         *zbuf;
@@ -1058,6 +1081,7 @@ static int wr_flush(struct rec_writer *w) {
         return -1;
     }
     w->n = 0;
+    w->committed = 0;
     return 0;
 }
 
@@ -1100,7 +1124,7 @@ struct rec_writer *rec_writer_open(const char *path, const struct rec_wopts *o) 
     }
     /* a closed reader must surface as an EPIPE error we report, not a silent death */
     signal(SIGPIPE, SIG_IGN);
-    w->path = ct_xstrdup(path ? path : "-");
+    w->path = ct_xstrdup(path && strcmp(path, "-") ? path : "stdout");
     w->buf = ct_xaligned(WR_BUFSZ);
     msgpack_packer_init(&w->pk, w, wr_cb);
     return w;
@@ -1118,6 +1142,7 @@ static size_t wr_zstd(struct rec_writer *w, const void *p, size_t n) {
         w->cctx = ZSTD_createCCtx();
         ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, w->o.level);
         ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_contentSizeFlag, 1);
+        ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_checksumFlag, 1);   /* corruption is detected, not decoded */
         if (w->o.threads > 1) ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_nbWorkers, w->o.threads);
     }
     size_t bound = ZSTD_compressBound(n);
@@ -1177,6 +1202,7 @@ int rec_write(struct rec_writer *w, const struct rec *r) {
         msgpack_pack_bin_body(pk, z ? (const void *)w->zbuf : t->data, z ? zn : nb);
     }
     if (w->err) return ct_prefixerr("%s", w->path);
+    w->committed = w->n;
     return 0;
 }
 
@@ -1204,6 +1230,12 @@ int rec_writer_close(struct rec_writer *w) {
 void rec_writer_abort(struct rec_writer *w) {
     if (!w) return;
     if (w->is_file) ct_atomic_abort(&w->at);
+    else if (!w->err && w->committed) {        /* records already complete still reach the reader */
+        char keep[1024];
+        snprintf(keep, sizeof keep, "%s", ct_lasterr());
+        (void)ct_write_all(w->fd, w->buf, w->committed);
+        ct_seterr("%s", keep);
+    }
     if (w->cctx) ZSTD_freeCCtx(w->cctx);
     free(w->zbuf);
     free(w->buf);

@@ -138,6 +138,7 @@ void rec_mp_i64(struct rec_mp *m, int64_t v);
 void rec_mp_f64(struct rec_mp *m, double v);
 void rec_mp_bool(struct rec_mp *m, int v);
 void rec_mp_nil(struct rec_mp *m);
+void rec_mp_bin(struct rec_mp *m, const void *p, size_t n);
 void rec_mp_free(struct rec_mp *m);
 /* Shorthand: rec_meta_set_raw(r, key, m->buf, m->n) then rec_mp_free(m). */
 void rec_meta_set_mp(struct rec *r, const char *key, struct rec_mp *m);
@@ -180,7 +181,8 @@ struct rec_writer *rec_writer_open(const char *path, const struct rec_wopts *o);
 int  rec_write(struct rec_writer *w, const struct rec *r);   /* 0, or -1 + lasterr */
 /* Flush and close (rename into place for files); -1 + lasterr on any failed write. */
 int  rec_writer_close(struct rec_writer *w);
-/* Close without committing: a file output is removed.  NULL-safe. */
+/* Close without committing: a file output is removed; on stdout the records
+ * already written completely are flushed, a partial one is dropped.  NULL-safe. */
 void rec_writer_abort(struct rec_writer *w);
 
 #endif

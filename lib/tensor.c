@@ -1,12 +1,14 @@
 /*
  * tensor.c - dtypes, contiguous tensors, the record arena and statistics.
  */
+#define _DEFAULT_SOURCE
 #include "tensor.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "ct.h"
 
@@ -111,7 +113,17 @@ static struct arena_block *block_new(size_t size) {
     b->next = NULL;
     b->size = size;
     b->used = 0;
-    b->mem = ct_xaligned(size);
+    if (size >= ((size_t)8 << 20)) {
+        /* big tensors: 2 MiB-aligned so transparent huge pages can back them
+         * (512x fewer page faults when a record's payload is read into it) */
+        void *p = NULL;
+        size_t n = (size + ((size_t)2 << 20) - 1) & ~(((size_t)2 << 20) - 1);
+        if (posix_memalign(&p, (size_t)2 << 20, n) != 0 || !p) ct_die("out of memory (asked for %zu bytes)", size);
+        madvise(p, n, MADV_HUGEPAGE);
+        b->mem = p;
+    } else {
+        b->mem = ct_xaligned(size);
+    }
     return b;
 }
 

@@ -60,7 +60,7 @@ static void print_tensor(const struct opts *o, const struct tn_tensor *t, int fi
         struct tn_stats s;
         tn_stats_compute(t, &s);
         if (o->json) {
-            if (s.n_finite) printf(", \"min\": %.9g, \"max\": %.9g, \"mean\": %.9g", s.min, s.max, s.mean);
+            if (s.n_finite) printf(", \"min\": %.17g, \"max\": %.17g, \"mean\": %.17g", s.min, s.max, s.mean);
             else printf(", \"min\": null, \"max\": null, \"mean\": null");
             printf(", \"nan\": %lld, \"inf\": %lld", (long long)s.n_nan, (long long)s.n_inf);
         } else {

@@ -5,7 +5,8 @@
 #   check NAME CMD...            CMD succeeds
 #   expect_fail NAME CODE PATTERN CMD...
 #       CMD exits with CODE, prints nothing on stdout, and exactly one stderr
-#       line, which matches the grep -E PATTERN
+#       line, which matches the grep -E PATTERN (usage errors, CODE 2, may add
+#       the line "Try 'tool --help'.")
 #   same NAME FILE1 FILE2        files are byte-identical
 #   have_data                    true when ../shared/data is present
 set -u
@@ -30,7 +31,7 @@ expect_fail() {
     "$@" >"$T/.out" 2>"$T/.err"
     local rc=$?
     local nlines
-    nlines=$(wc -l <"$T/.err")
+    nlines=$(grep -vc "^Try '.* --help'\.$" "$T/.err")
     if [ "$rc" -ne "$code" ]; then notok "$name" "exit $rc, expected $code :: $(head -c 300 "$T/.err")"
     elif [ -s "$T/.out" ]; then notok "$name" "wrote $(wc -c <"$T/.out") bytes to stdout"
     elif [ "$nlines" -ne 1 ]; then notok "$name" "stderr has $nlines lines, expected 1 :: $(head -c 300 "$T/.err")"
