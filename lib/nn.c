@@ -348,6 +348,135 @@ static void free_cols(float **c, int n) {
     free(c);
 }
 
+/* ---- stride-1 convolutions without vol2col: one GEMM per kernel tap on a padded copy ----
+ *
+ * With stride 1, output (od, oh, ow) reads padded input (od + a*dil, oh + b*dil, ow + e*dil) for
+ * tap (a, b, e).  Over the padded grid's flat index q = (od*Hp + oh)*Wp + ow that is q + off(tap)
+ * with one constant offset per tap, so for a chunk of q the tap's input is the matrix
+ * xp[ci, q0 + off .. + P) with row stride = the padded channel size: a plain strided operand for
+ * sgemm, no copy.  The chunk is computed over whole padded rows (oh < Hp, ow < Wp); positions
+ * outside the output (oh >= Ho or ow >= Wo) are computed and dropped, which is why this path is
+ * only taken when they are few (layer1/layer2 of the encoder: 5.5% and 11%). */
+struct tap_job {
+    const struct conv_job *j;
+    float                 *xp;        /* [c_in][ldx]: padded input, zeros around */
+    int64_t                Dp, Hp, Wp, ldx;
+    float                 *wt;        /* [n_taps][c_out][c_in] */
+    int64_t                off[64 * 4];
+    int                    n_taps;
+    int64_t                prows_per_item, n_prows;
+    float                **cbuf;      /* per thread [c_out][prows_per_item * Wp] */
+};
+
+static void tap_pad_item(void *ctx, int64_t ci, int tid) {
+    (void)tid;
+    const struct tap_job *t = ctx;
+    const struct conv_job *j = t->j;
+    const int64_t D = j->in[0], H = j->in[1], W = j->in[2];
+    const int p0 = j->p->pad[0], p1 = j->p->pad[1], p2 = j->p->pad[2];
+    float *dst = t->xp + ci * t->ldx;
+    memset(dst, 0, (size_t)t->ldx * sizeof *dst);
+    for (int64_t d = 0; d < D; d++)
+        for (int64_t h = 0; h < H; h++)
+            memcpy(dst + ((d + p0) * t->Hp + h + p1) * t->Wp + p2, j->x + ((ci * D + d) * H + h) * W,
+                   (size_t)W * sizeof *dst);
+}
+
+static void tap_item(void *ctx, int64_t item, int tid) {
+    const struct tap_job *t = ctx;
+    const struct conv_job *j = t->j;
+    const int64_t Ho = j->out[1], Wo = j->out[2], Wp = t->Wp;
+    int64_t pr0 = item * t->prows_per_item, pr1 = pr0 + t->prows_per_item;
+    if (pr1 > t->n_prows) pr1 = t->n_prows;
+    const int64_t P = (pr1 - pr0) * Wp, q0 = pr0 * Wp;
+    float *c = t->cbuf[tid];
+    for (int co = 0; co < j->c_out; co++) {
+        const float bias = j->b ? j->b[co] : 0.0f;
+        for (int64_t i = 0; i < P; i++) c[co * P + i] = bias;
+    }
+    for (int k = 0; k < t->n_taps; k++)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, j->c_out, (int)P, j->c_in, 1.0f,
+                    t->wt + (int64_t)k * j->c_out * j->c_in, j->c_in, t->xp + q0 + t->off[k], (int)t->ldx, 1.0f, c,
+                    (int)P);
+    /* keep the output positions; + residual, ReLU */
+    const struct nn_residual *res = j->res;
+    for (int64_t pr = pr0; pr < pr1; pr++) {
+        int64_t od = pr / t->Hp, oh = pr % t->Hp;
+        if (oh >= Ho) continue;
+        for (int co = 0; co < j->c_out; co++) {
+            const float *src = c + co * P + (pr - pr0) * Wp;
+            float *dst = j->y + co * j->L + (od * Ho + oh) * Wo;
+            if (res && co < res->c) {
+                const int64_t s = res->step;
+                const float *xr = res->x + ((co * res->shape[0] + s * od) * res->shape[1] + s * oh) * res->shape[2];
+                if (s == 1)
+                    for (int64_t ow = 0; ow < Wo; ow++) {
+                        float v = src[ow] + xr[ow];   /* xr may be dst itself (in place) */
+                        dst[ow] = j->relu && v < 0.0f ? 0.0f : v;
+                    }
+                else
+                    for (int64_t ow = 0; ow < Wo; ow++) {
+                        float v = src[ow] + xr[s * ow];
+                        dst[ow] = j->relu && v < 0.0f ? 0.0f : v;
+                    }
+            } else {
+                for (int64_t ow = 0; ow < Wo; ow++) {
+                    float v = src[ow];
+                    dst[ow] = j->relu && v < 0.0f ? 0.0f : v;
+                }
+            }
+        }
+    }
+}
+
+/* the per-tap path pays off for stride 1, enough input channels and few dropped positions */
+static int use_taps(const struct conv_job *j) {
+    const struct nn_conv3d_params *p = j->p;
+    if (getenv("CT_NN_NO_TAPS")) return 0;
+    for (int a = 0; a < 3; a++)
+        if (p->stride[a] != 1) return 0;
+    if (j->c_in < 16 || p->k[0] * p->k[1] * p->k[2] > 64 * 4) return 0;
+    double hp = (double)(j->in[1] + 2 * p->pad[1]), wp = (double)(j->in[2] + 2 * p->pad[2]);
+    return hp * wp <= 1.2 * (double)(j->out[1] * j->out[2]);
+}
+
+static void conv_taps(struct conv_job *j, int n_threads) {
+    struct tap_job t = { .j = j };
+    const struct nn_conv3d_params *p = j->p;
+    t.Dp = j->in[0] + 2 * p->pad[0];
+    t.Hp = j->in[1] + 2 * p->pad[1];
+    t.Wp = j->in[2] + 2 * p->pad[2];
+    /* reads run past the last padded plane by up to the kernel's extent in (H, W) */
+    int64_t slack = (int64_t)p->dil[1] * (p->k[1] - 1) * t.Wp + (int64_t)p->dil[2] * (p->k[2] - 1) + t.Wp;
+    t.ldx = (t.Dp * t.Hp * t.Wp + slack + 15) & ~(int64_t)15;
+    t.n_taps = p->k[0] * p->k[1] * p->k[2];
+    int k = 0;
+    for (int a = 0; a < p->k[0]; a++)
+        for (int b = 0; b < p->k[1]; b++)
+            for (int e = 0; e < p->k[2]; e++, k++)
+                t.off[k] = ((int64_t)a * p->dil[0] * t.Hp + (int64_t)b * p->dil[1]) * t.Wp + (int64_t)e * p->dil[2];
+    /* weights per tap: wt[k][co][ci] = w[co][ci][k] */
+    t.wt = scratch_get((size_t)t.n_taps * j->c_out * j->c_in);
+    for (int co = 0; co < j->c_out; co++)
+        for (int ci = 0; ci < j->c_in; ci++)
+            for (k = 0; k < t.n_taps; k++)
+                t.wt[((int64_t)k * j->c_out + co) * j->c_in + ci] = j->w[((int64_t)co * j->c_in + ci) * t.n_taps + k];
+    t.xp = scratch_get((size_t)(j->c_in * t.ldx));
+    parallel_for(n_threads, j->c_in, tap_pad_item, &t);
+    t.n_prows = j->out[0] * t.Hp;
+    t.prows_per_item = 2048 / t.Wp < 1 ? 1 : 2048 / t.Wp;
+    if (n_threads > 1 && (t.n_prows + t.prows_per_item - 1) / t.prows_per_item < 2 * n_threads)
+        t.prows_per_item = t.n_prows / (2 * n_threads) < 1 ? 1 : t.n_prows / (2 * n_threads);
+    if (t.prows_per_item > t.n_prows) t.prows_per_item = t.n_prows;
+    int64_t n_items = (t.n_prows + t.prows_per_item - 1) / t.prows_per_item;
+    int nt = n_threads < n_items ? n_threads : (int)n_items;
+    t.cbuf = alloc_cols(nt, (size_t)(j->c_out * t.prows_per_item * t.Wp));
+    parallel_for(nt, n_items, tap_item, &t);
+    free_cols(t.cbuf, nt);
+    scratch_put(t.xp);
+    scratch_put(t.wt);
+}
+
 int nn_conv3d(float *y, const float *x, int c_in, const int64_t in[3], int c_out, const float *w,
               const float *b, const struct nn_conv3d_params *p, const struct nn_residual *res, int relu,
               int n_threads) {
@@ -370,6 +499,10 @@ int nn_conv3d(float *y, const float *x, int c_in, const int64_t in[3], int c_out
     j.K = (int64_t)c_in * p->k[0] * p->k[1] * p->k[2];
     j.n_rows = j.out[0] * j.out[1];
     if (n_threads < 1) n_threads = 1;
+    if (use_taps(&j)) {
+        conv_taps(&j, n_threads);
+        return 0;
+    }
     j.rows_per_item = rows_per_item(j.K, j.out[2], j.n_rows, n_threads);
     int64_t n_items = (j.n_rows + j.rows_per_item - 1) / j.rows_per_item;
     int nt = n_threads < n_items ? n_threads : (int)n_items;

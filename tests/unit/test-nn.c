@@ -148,6 +148,11 @@ static void test_conv_cases(void) {
         { "3^3 s2 dil4 p4 on 1x1x1", 2, 4, { 1, 1, 1 }, P(3, 3, 3, 2, 2, 2, 4, 4, 4, 4), 2 },
         { "2x3x4 s(3,1,2) p(0,1,2)", 3, 2, { 8, 6, 9 }, P(2, 3, 4, 3, 1, 2, 0, 1, 2, 1), 0 },
         { "1^3 pointwise", 7, 3, { 2, 3, 4 }, P(1, 1, 1, 1, 1, 1, 0, 0, 0, 1), 0 },
+        /* large enough in (H, W) for the per-tap GEMM path (stride 1, >= 16 input channels) */
+        { "taps 3^3 s1 p1 on 3x30x40", 16, 20, { 3, 30, 40 }, P(3, 3, 3, 1, 1, 1, 1, 1, 1, 1), 1 },
+        { "taps 3^3 s1 p1 in place", 16, 16, { 4, 31, 37 }, P(3, 3, 3, 1, 1, 1, 1, 1, 1, 1), 3 },
+        { "taps 3^3 s1 dil2 p2", 17, 5, { 5, 44, 41 }, P(3, 3, 3, 1, 1, 1, 2, 2, 2, 2), 0 },
+        { "taps 2x3x1 s1 p(1,0,0)", 16, 3, { 4, 33, 50 }, P(2, 3, 1, 1, 1, 1, 1, 0, 0, 1), 0 },
     };
     for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
         struct conv_case *c = &cases[t];
