@@ -275,7 +275,8 @@ int ct_atomic_open(struct ct_atomic *a, const char *path) {
         /* a device, FIFO or socket (/dev/null, /dev/stdout, a named pipe): write
          * through it; renaming a temporary file over it would replace the node */
         if (!special && S_ISDIR(st.st_mode)) return ct_seterr("%s: is a directory", path);
-        a->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        /* no O_CREAT: a missing /dev node is an error, never a new regular file */
+        a->fd = open(path, special ? O_WRONLY | O_TRUNC : O_WRONLY);
         if (a->fd < 0) return ct_seterr("%s: cannot open: %s", path, strerror(errno));
         a->path = ct_xstrdup(path);
         a->tmp = NULL;
