@@ -432,7 +432,8 @@ static void tap_item(void *ctx, int64_t item, int tid) {
 /* the per-tap path pays off for stride 1, enough input channels and few dropped positions */
 static int use_taps(const struct conv_job *j) {
     const struct nn_conv3d_params *p = j->p;
-    if (getenv("CT_NN_NO_TAPS")) return 0;
+    const char *no = getenv("CT_NN_NO_TAPS");  /* for benchmarks: CT_NN_NO_TAPS=1 */
+    if (no && *no && strcmp(no, "0")) return 0;
     for (int a = 0; a < 3; a++)
         if (p->stride[a] != 1) return 0;
     if (j->c_in < 16 || p->k[0] * p->k[1] * p->k[2] > 64 * 4) return 0;
