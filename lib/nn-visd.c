@@ -245,7 +245,7 @@ void nn_visd_free(struct nn_visd *m) {
 
 static int64_t vol(const int64_t g[3]) { return g[0] * g[1] * g[2]; }
 
-static void stage_grids(const int64_t in[3], int64_t g[4][3]) {
+void nn_visd_grids(const int64_t in[3], int64_t g[4][3]) {
     for (int a = 0; a < 3; a++) {
         int64_t n = nn_conv_out_len(in[a], 7, a == 0 ? 1 : 2, 3, 1);
         n = nn_conv_out_len(n, 3, 2, 1, 1);
@@ -260,7 +260,7 @@ static void stage_grids(const int64_t in[3], int64_t g[4][3]) {
 double nn_visd_trunk_macs(const int64_t shape[3]) {
     int64_t g[4][3], c1[3];
     for (int a = 0; a < 3; a++) c1[a] = nn_conv_out_len(shape[a], 7, a == 0 ? 1 : 2, 3, 1);
-    stage_grids(shape, g);
+    nn_visd_grids(shape, g);
     double macs = (double)vol(c1) * 64 * 343;
     int cin = 64;
     for (int l = 0; l < 4; l++) {
@@ -292,7 +292,7 @@ static int block(const struct conv cv[2], float *out, float *t, const float *x, 
 int nn_visd_trunk(struct nn_visd *m, const float *image, const int64_t shape[3], int n_threads) {
     for (int a = 0; a < 3; a++)
         if (shape[a] < 1) return ct_seterr("encoder: empty image");
-    stage_grids(shape, m->grid);
+    nn_visd_grids(shape, m->grid);
     m->have_run = 0;
     for (int l = 0; l < 4; l++) grow(&m->stage[l], &m->stage_cap[l], (size_t)(stage_c[l] * vol(m->grid[l])));
     /* scratch for the first conv of each block: the largest block output (layer1's, in practice) */

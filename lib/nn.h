@@ -12,10 +12,13 @@
  *     nn_conv3d_out_shape(in, &p, out);                       // { 56, 64, 88 }
  *     nn_conv3d(y, x, 64, in, 64, w, b, &p, NULL, 1, n_threads);  // y = relu(conv(x) + b)
  *
- * Convolution is vol2col + cblas_sgemm over chunks of output rows (so the column buffer stays a
- * few MB), with bias, residual add and ReLU applied to each chunk right after its GEMM while it
- * is in cache.  n_threads > 1 splits the chunks over pthreads, each calling a single-threaded
- * sgemm (measured faster than OpenBLAS's own threads here: see docs/encode.md).
+ * Convolution runs over chunks of output rows as GEMMs accumulating onto bias + residual, then
+ * ReLU, while the chunk is in cache: stride-1 convs whose zero padding adds few positions as one
+ * GEMM per kernel tap on a padded copy of the input (no vol2col), the others as vol2col (a
+ * column buffer of a few MB) + one sgemm.  n_threads > 1 splits the chunks over pthreads, each
+ * calling a single-threaded sgemm (measured faster than OpenBLAS's own threads here: see
+ * docs/encode.md).  Results are deterministic for a given n_threads; the chunking, and so the
+ * last bits, may change with it.
  *
  * Functions return 0, or -1 with ct_lasterr() set; they never print or exit.
  */
@@ -116,6 +119,11 @@ const float *nn_visd_stage(const struct nn_visd *m, int s, int *c, int64_t grid[
 /* proj_s of the last trunk run at tokens tok[0..n) (row-major indices on the stage grid), or at
  * every token when tok is NULL: out [n, 256]. */
 int nn_visd_proj(const struct nn_visd *m, int s, const int32_t *tok, int64_t n, float *out, int n_threads);
+
+/* Stage grids (D', H', W') of stages 1..4 for an input of this shape: each axis through conv1
+ * (7, stride 1 or 2, pad 3), the max-pool (3/2/1) and the strided first convs of layers 2..4
+ * (ceil halving); for multiples of (16,32,32): (D/2,H/4,W/4) ... (D/16,H/32,W/32). */
+void nn_visd_grids(const int64_t shape[3], int64_t grid[4][3]);
 
 /* Multiply-accumulates of the trunk (conv1 .. layer4) for an input of this shape. */
 double nn_visd_trunk_macs(const int64_t shape[3]);

@@ -139,22 +139,8 @@ static int process(struct ctx *c, struct rec *r, struct rec_writer *out, int arg
         for (int64_t i = 0; i < n; i++) bad += !isfinite(v[i]);
         if (bad) return ct_seterr("'image' has %lld non-finite voxels (NaN or Inf)", (long long)bad);
     }
-    /* stage grids: proj of a 1x1x1 run gives nothing; compute from the shape */
     int64_t grid[4][3];
-    {
-        int64_t g[3];
-        for (int a = 0; a < 3; a++) {
-            g[a] = nn_conv_out_len(img->shape[a], 7, a == 0 ? 1 : 2, 3, 1);
-            g[a] = nn_conv_out_len(g[a], 3, 2, 1, 1);
-        }
-        static const int dil[4] = { 1, 1, 2, 4 };
-        for (int s = 0; s < 4; s++) {
-            for (int a = 0; a < 3; a++) {
-                if (s > 0) g[a] = nn_conv_out_len(g[a], 3, 2, dil[s], dil[s]);
-                grid[s][a] = g[a];
-            }
-        }
-    }
+    nn_visd_grids(img->shape, grid);
     const char **organs = NULL;
     int n_organs = 0;
     struct tn_tensor *tok[4][64];
