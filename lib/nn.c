@@ -300,17 +300,18 @@ static float *scratch_get(size_t nfloats) {
     }
     pthread_mutex_unlock(&pool_mu);
     if (!p) {
-        /* the size is recorded in front of the buffer */
-        size_t *h = ct_xaligned(64 + nfloats * sizeof(float));
-        *h = nfloats;
-        p = (float *)((char *)h + 64);
+        /* the size is recorded in the 16 floats (64 bytes) in front of the buffer */
+        float *base = ct_xaligned((16 + nfloats) * sizeof(float));
+        memcpy(base, &nfloats, sizeof nfloats);
+        p = base + 16;
     }
     return p;
 }
 
 static void scratch_put(float *p) {
     if (!p) return;
-    size_t n = *(size_t *)((char *)p - 64);
+    size_t n;
+    memcpy(&n, p - 16, sizeof n);
     pthread_mutex_lock(&pool_mu);
     int slot = -1;
     for (int i = 0; i < POOL_SLOTS && slot < 0; i++)
@@ -319,7 +320,7 @@ static void scratch_put(float *p) {
         slot = 0;
         for (int i = 1; i < POOL_SLOTS; i++)
             if (pool_free[i].n < pool_free[slot].n) slot = i;
-        free((char *)pool_free[slot].p - 64);
+        free(pool_free[slot].p - 16);
     }
     pool_free[slot].p = p;
     pool_free[slot].n = n;
@@ -329,7 +330,7 @@ static void scratch_put(float *p) {
 void nn_scratch_release(void) {
     pthread_mutex_lock(&pool_mu);
     for (int i = 0; i < POOL_SLOTS; i++) {
-        if (pool_free[i].p) free((char *)pool_free[i].p - 64);
+        if (pool_free[i].p) free(pool_free[i].p - 16);
         pool_free[i].p = NULL;
         pool_free[i].n = 0;
     }
