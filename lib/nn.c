@@ -598,31 +598,25 @@ static void stem_plane(void *ctx, int64_t d, int tid) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, j->c_out, (int)P, (int)j->K, 1.0f, j->w, (int)j->K,
                     col, (int)P, 1.0f, plane + h0 * W1, (int)L1);
     }
+    /* 3x3 stride-2 max in (H, W): first over the 3 rows (contiguous, vectorised), then over 3
+     * columns of that row; ReLU last, on the 4x fewer pooled values (max and ReLU commute) */
+    float *tmp = plane + (int64_t)j->c_out * L1;   /* one row of W1 floats */
     for (int co = 0; co < j->c_out; co++) {
-        float *pl = plane + co * L1;
-        for (int64_t i = 0; i < L1; i++) pl[i] = pl[i] > 0.0f ? pl[i] : 0.0f;
-        /* 3-wide stride-2 max along W (into the row's first Wp floats, in place), then along H */
-        for (int64_t h = 0; h < H1; h++) {
-            float *row = pl + h * W1;
-            float prev = row[0];                       /* row[2ow - 1] of the next ow */
-            for (int64_t ow = 0; ow < Wp; ow++) {
-                float m = row[2 * ow];
-                if (ow > 0) m = prev > m ? prev : m;
-                if (2 * ow + 1 < W1) {
-                    prev = row[2 * ow + 1];
-                    m = prev > m ? prev : m;
-                }
-                row[ow] = m;
-            }
-        }
+        const float *pl = plane + co * L1;
         float *dst = s->hp + (d * j->c_out + co) * Hp * Wp;
         for (int64_t oh = 0; oh < Hp; oh++) {
             const float *r1 = pl + 2 * oh * W1;
             const float *r0 = oh > 0 ? r1 - W1 : r1, *r2 = 2 * oh + 1 < H1 ? r1 + W1 : r1;
+            for (int64_t w = 0; w < W1; w++) {
+                float m = r0[w] > r1[w] ? r0[w] : r1[w];
+                tmp[w] = r2[w] > m ? r2[w] : m;
+            }
             float *o = dst + oh * Wp;
             for (int64_t ow = 0; ow < Wp; ow++) {
-                float m = r0[ow] > r1[ow] ? r0[ow] : r1[ow];
-                o[ow] = r2[ow] > m ? r2[ow] : m;
+                float m = tmp[2 * ow];
+                if (ow > 0 && tmp[2 * ow - 1] > m) m = tmp[2 * ow - 1];
+                if (2 * ow + 1 < W1 && tmp[2 * ow + 1] > m) m = tmp[2 * ow + 1];
+                o[ow] = m > 0.0f ? m : 0.0f;
             }
         }
     }
@@ -661,7 +655,7 @@ int nn_conv3d_relu_maxpool(float *y, const float *x, int c_in, const int64_t in[
     int nt = n_threads < j->out[0] ? n_threads : (int)j->out[0];
     j->col_floats = (size_t)(j->K * j->rows_per_item * j->out[2]);
     j->col = alloc_cols(nt, j->col_floats + vol2col_rowbuf(p, j->out[2]));
-    s.plane = alloc_cols(nt, (size_t)(c_out * j->out[1] * j->out[2]));
+    s.plane = alloc_cols(nt, (size_t)(c_out * j->out[1] * j->out[2] + j->out[2]));   /* + a row buffer */
     s.hp = scratch_get((size_t)(j->out[0] * c_out * s.pooled[1] * s.pooled[2]));
     parallel_for(nt, j->out[0], stem_plane, &s);
     free_cols(j->col, nt);

@@ -241,18 +241,20 @@ static void test_pool(void) {
 
 static void test_stem_fused(void) {
     /* conv + ReLU + maxpool fused = the three ops one after the other */
-    int64_t shapes[][3] = { { 9, 13, 17 }, { 4, 6, 8 }, { 1, 1, 1 }, { 16, 32, 32 } };
-    for (int t = 0; t < 4; t++) {
+    int64_t shapes[][3] = { { 9, 13, 17 }, { 4, 6, 8 }, { 1, 1, 1 }, { 16, 32, 32 }, { 7, 12, 9 } };
+    for (int t = 0; t < 5; t++) {
         int64_t *in = shapes[t], c1[3], o[3];
-        struct nn_conv3d_params p = P(7, 7, 7, 1, 2, 2, 3, 3, 3, 1);
+        /* the encoder's stem; last: 3 input channels, strides (2,1,3), dilation 2, mixed pads */
+        struct nn_conv3d_params p = t < 4 ? P(7, 7, 7, 1, 2, 2, 3, 3, 3, 1) : P(3, 2, 3, 2, 1, 3, 2, 1, 0, 2);
+        int cin = t < 4 ? 1 : 3, K = cin * p.k[0] * p.k[1] * p.k[2];
         nn_conv3d_out_shape(in, &p, c1);
         for (int a = 0; a < 3; a++) o[a] = nn_conv_out_len(c1[a], 3, 2, 1, 1);
-        float *x = rand_buf(vol3(in)), *w = rand_buf(8 * 343), *b = rand_buf(8);
+        float *x = rand_buf(cin * vol3(in)), *w = rand_buf(8 * K), *b = rand_buf(8);
         float *mid = ct_xaligned((size_t)(8 * vol3(c1)) * sizeof(float));
         float *r = ct_xaligned((size_t)(8 * vol3(o)) * sizeof(float)), *y = ct_xaligned((size_t)(8 * vol3(o)) * sizeof(float));
-        nn_conv3d(mid, x, 1, in, 8, w, b, &p, NULL, 1, 1);
+        nn_conv3d(mid, x, cin, in, 8, w, b, &p, NULL, 1, 1);
         nn_maxpool3d(r, mid, 8, c1, 3, 2, 1, 1);
-        CHECK(nn_conv3d_relu_maxpool(y, x, 1, in, 8, w, b, &p, 2) == 0, "stem fused runs on %lldx%lldx%lld",
+        CHECK(nn_conv3d_relu_maxpool(y, x, cin, in, 8, w, b, &p, 2) == 0, "stem fused runs on %lldx%lldx%lld",
               (long long)in[0], (long long)in[1], (long long)in[2]);
         double e = 0, m = 1e-30;
         for (int64_t i = 0; i < 8 * vol3(o); i++) {
