@@ -1,0 +1,34 @@
+"""The PyTorch peer of bench/encode.sh: the reference encoder (tests/ref/visd_ref.py, the same
+architecture as `encode`) in eval mode under torch.no_grad(), BatchNorm not folded (what users
+run), on the image of the first ct.window/1 record, loaded from the same ct.weights/1 file.
+
+    /usr/bin/python3 bench/encode_torch.py WEIGHTS WINDOW THREADS
+prints "torch_seconds S" (best of REPEAT forward passes, default 1) and "torch_gflops G".
+"""
+import os, sys, time
+
+import numpy as np
+import torch
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+sys.path.insert(0, os.path.join(ROOT, "tests", "ref"))
+import reflib  # noqa: E402
+import visd_ref  # noqa: E402
+
+wpath, win, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
+repeat = int(os.environ.get("REPEAT", "1"))
+torch.set_num_threads(threads)
+sd = {k: torch.from_numpy(a.copy()) for k, a in next(reflib.read_stream(open(wpath, "rb")))["tensors"].items()}
+enc = visd_ref.encoder_from_state_dict(sd)
+img = next(reflib.read_stream(open(win, "rb")))["tensors"]["image"]
+x = torch.from_numpy(img.copy())[None, None]
+best = 1e30
+with torch.no_grad():
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = enc(x)
+        best = min(best, time.perf_counter() - t)
+macs = sum(v for k, v in visd_ref.trunk_macs(*img.shape).items() if not k.startswith("proj"))
+print("torch_seconds %.3f" % best)
+print("torch_gflops %.1f" % (2 * macs / best * 1e-9))
+print("torch_threads %d" % torch.get_num_threads())

@@ -1,0 +1,717 @@
+/*
+ * nn.c - 3-D convolution (vol2col + sgemm), pooling, pointwise projections and BN folding.
+ * The only file of ctvis that includes <cblas.h>.  See nn.h for the conventions.
+ */
+#include "nn.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ct.h"
+
+/* OpenBLAS extensions (declared by its cblas.h too, repeated here for other BLAS headers) */
+void openblas_set_num_threads(int num_threads);
+int  openblas_get_num_threads(void);
+
+/* ------------------------------------------------------------------------------------------ */
+/* threads                                                                                    */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Column-buffer budget per thread (bytes); overridable with CT_NN_COL_BYTES for tuning. */
+static size_t col_budget(void) {
+    static size_t v;
+    if (!v) {
+        const char *s = getenv("CT_NN_COL_BYTES");
+        long n;
+        v = (s && ct_parse_long(s, &n) == 0 && n >= 4096) ? (size_t)n : (size_t)3 << 20;
+    }
+    return v;
+}
+
+/* Our workers each call a single-threaded sgemm; the calling thread sets OpenBLAS back to
+ * n threads only for the standalone GEMMs (nn_pointwise_at). */
+static void blas_threads(int n) {
+    static int cur = -1;
+    if (n != cur) {
+        openblas_set_num_threads(n);
+        cur = n;
+    }
+}
+
+typedef void (*work_fn)(void *ctx, int64_t item, int tid);
+
+struct pool {
+    work_fn         fn;
+    void           *ctx;
+    int64_t         n_items;
+    atomic_llong    next;
+};
+
+struct worker {
+    struct pool *p;
+    int          tid;
+};
+
+static void *worker_main(void *arg) {
+    struct worker *w = arg;
+    struct pool *p = w->p;
+    for (;;) {
+        int64_t i = atomic_fetch_add(&p->next, 1);
+        if (i >= p->n_items) break;
+        p->fn(p->ctx, i, w->tid);
+    }
+    return NULL;
+}
+
+/* Run fn(ctx, item, tid) for item in [0, n_items) on up to n_threads threads (tid < n_threads);
+ * items are handed out in order.  The calling thread is worker 0. */
+static void parallel_for(int n_threads, int64_t n_items, work_fn fn, void *ctx) {
+    if (n_threads > n_items) n_threads = (int)n_items;
+    if (n_threads < 1) n_threads = 1;
+    blas_threads(1);
+    struct pool p = { fn, ctx, n_items, 0 };
+    if (n_threads == 1) {
+        for (int64_t i = 0; i < n_items; i++) fn(ctx, i, 0);
+        return;
+    }
+    pthread_t th[64];
+    struct worker wk[64];
+    if (n_threads > 64) n_threads = 64;
+    int started = 1;
+    for (int t = 1; t < n_threads; t++) {
+        wk[t] = (struct worker){ &p, t };
+        if (pthread_create(&th[t], NULL, worker_main, &wk[t]) != 0) break;
+        started++;
+    }
+    wk[0] = (struct worker){ &p, 0 };
+    worker_main(&wk[0]);
+    for (int t = 1; t < started; t++) pthread_join(th[t], NULL);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* shapes                                                                                     */
+/* ------------------------------------------------------------------------------------------ */
+
+int64_t nn_conv_out_len(int64_t n, int k, int stride, int pad, int dil) {
+    int64_t span = (int64_t)dil * (k - 1) + 1;
+    int64_t m = n + 2 * (int64_t)pad - span;
+    if (m < 0) return 0;
+    return m / stride + 1;
+}
+
+void nn_conv3d_out_shape(const int64_t in[3], const struct nn_conv3d_params *p, int64_t out[3]) {
+    for (int a = 0; a < 3; a++) out[a] = nn_conv_out_len(in[a], p->k[a], p->stride[a], p->pad[a], p->dil[a]);
+}
+
+static int check_params(const struct nn_conv3d_params *p, const int64_t in[3], int64_t out[3]) {
+    for (int a = 0; a < 3; a++) {
+        if (p->k[a] < 1 || p->k[a] > 64 || p->stride[a] < 1 || p->pad[a] < 0 || p->dil[a] < 1)
+            return ct_seterr("conv3d: bad parameters on axis %d (k %d, stride %d, pad %d, dil %d)", a, p->k[a],
+                             p->stride[a], p->pad[a], p->dil[a]);
+        if (in[a] < 1) return ct_seterr("conv3d: empty input axis %d", a);
+    }
+    nn_conv3d_out_shape(in, p, out);
+    for (int a = 0; a < 3; a++)
+        if (out[a] < 1) return ct_seterr("conv3d: input axis %d (%lld) shorter than the kernel", a, (long long)in[a]);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* vol2col                                                                                    */
+/* ------------------------------------------------------------------------------------------ */
+
+/* col[k, (r - r0) * Wo + ow] for the output rows r in [r0, r1) (r = od * Ho + oh) and every
+ * kernel tap k = ((ci * k0 + a) * k1 + b) * k2 + e, the weight's own order.  ldcol is the row
+ * length of col ((r1 - r0) * Wo).
+ *
+ * Each input row (ci, id, ih) is first laid out in row buffers with zeros around it, one per
+ * phase of the W stride (x[ph], x[s + ph], x[2s + ph] ...), so that every tap e of that row is one
+ * memcpy of Wo floats: iw = ow * s + e * dil - pad = s * (ow + q) + ph with off = e*dil - pad =
+ * s * q + ph (0 <= ph < s), read from phase ph at ow + q. */
+struct vol2col_geom {
+    int64_t q[64];                   /* per tap e: shift q (floor((e*dil - pad) / s)) */
+    int     ph[64];                  /* per tap e: phase */
+    int64_t q_min, len;              /* phase buffers hold indices q_min .. q_min + len - 1 */
+};
+
+static void vol2col_geom_init(struct vol2col_geom *g, const struct nn_conv3d_params *p, int64_t Wo) {
+    const int s = p->stride[2];
+    int64_t qmin = 0, qmax = 0;
+    for (int e = 0; e < p->k[2]; e++) {
+        int64_t off = (int64_t)e * p->dil[2] - p->pad[2];
+        int64_t q = off >= 0 ? off / s : -((-off + s - 1) / s);
+        g->q[e] = q;
+        g->ph[e] = (int)(off - q * s);
+        if (e == 0 || q < qmin) qmin = q;
+        if (e == 0 || q > qmax) qmax = q;
+    }
+    g->q_min = qmin;
+    g->len = Wo + qmax - qmin;
+}
+
+static void vol2col_rows(float *col, int64_t ldcol, const float *x, int c_in, const int64_t in[3],
+                         const int64_t out[3], const struct nn_conv3d_params *p, int64_t r0, int64_t r1,
+                         float *rowbuf) {
+    const int64_t D = in[0], H = in[1], W = in[2], Ho = out[1], Wo = out[2];
+    const int s2 = p->stride[2], k2 = p->k[2];
+    struct vol2col_geom g;
+    vol2col_geom_init(&g, p, Wo);
+    const size_t row_nbytes = (size_t)Wo * sizeof(float);
+    int64_t k = 0;
+    for (int ci = 0; ci < c_in; ci++)
+        for (int a = 0; a < p->k[0]; a++)
+            for (int b = 0; b < p->k[1]; b++, k += k2) {
+                float *dst = col + k * ldcol;
+                for (int64_t r = r0; r < r1; r++, dst += Wo) {
+                    int64_t od = r / Ho, oh = r % Ho;
+                    int64_t id = od * p->stride[0] - p->pad[0] + (int64_t)a * p->dil[0];
+                    int64_t ih = oh * p->stride[1] - p->pad[1] + (int64_t)b * p->dil[1];
+                    if (id < 0 || id >= D || ih < 0 || ih >= H) {
+                        for (int e = 0; e < k2; e++) memset(dst + e * ldcol, 0, row_nbytes);
+                        continue;
+                    }
+                    const float *src = x + ((ci * D + id) * H + ih) * W;
+                    /* phase buffers: buf[ph][i - q_min] = x[s2 * i + ph] (0 outside the row) */
+                    for (int ph = 0; ph < s2; ph++) {
+                        float *pb = rowbuf + ph * g.len;
+                        int64_t lo = -g.q_min > 0 ? -g.q_min : 0;
+                        int64_t hi = W - 1 - ph < 0 ? 0 : (W - 1 - ph) / s2 - g.q_min + 1;
+                        if (hi > g.len) hi = g.len;
+                        if (lo > hi) lo = hi;
+                        if (lo > 0) memset(pb, 0, (size_t)lo * sizeof *pb);
+                        const float *sp = src + s2 * (lo + g.q_min) + ph;
+                        if (s2 == 1) memcpy(pb + lo, sp, (size_t)(hi - lo) * sizeof *pb);
+                        else
+                            for (int64_t i = lo; i < hi; i++) pb[i] = sp[(i - lo) * s2];
+                        if (hi < g.len) memset(pb + hi, 0, (size_t)(g.len - hi) * sizeof *pb);
+                    }
+                    for (int e = 0; e < k2; e++)
+                        memcpy(dst + e * ldcol, rowbuf + g.ph[e] * g.len + (g.q[e] - g.q_min), row_nbytes);
+                }
+            }
+}
+
+/* floats of the row buffer vol2col_rows needs */
+static size_t vol2col_rowbuf(const struct nn_conv3d_params *p, int64_t Wo) {
+    struct vol2col_geom g;
+    vol2col_geom_init(&g, p, Wo);
+    return (size_t)(g.len * p->stride[2]);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* convolution                                                                                */
+/* ------------------------------------------------------------------------------------------ */
+
+struct conv_job {
+    float                         *y;         /* [c_out, L] */
+    const float                   *x;
+    int                            c_in, c_out;
+    int64_t                        in[3], out[3], L, K;
+    const float                   *w, *b;
+    const struct nn_conv3d_params *p;
+    const struct nn_residual      *res;
+    int                            relu;
+    int64_t                        rows_per_item, n_rows;
+    float                        **col;       /* per thread: col_floats + the vol2col row buffer */
+    size_t                         col_floats;
+};
+
+/* y[:, r0*Wo .. r1*Wo) = bias + residual, the starting value of the accumulation (the GEMM then
+ * runs with beta = 1, which also spares OpenBLAS its zeroing pass over C) */
+static void conv_prefill(const struct conv_job *j, int64_t r0, int64_t r1) {
+    const int64_t Ho = j->out[1], Wo = j->out[2];
+    const int64_t P = (r1 - r0) * Wo;
+    const struct nn_residual *res = j->res;
+    for (int co = 0; co < j->c_out; co++) {
+        float *yr = j->y + co * j->L + r0 * Wo;
+        const float bias = j->b ? j->b[co] : 0.0f;
+        if (res && co < res->c && res->step == 1) {
+            const float *xr = res->x + co * j->L + r0 * Wo;   /* may be yr itself (in place) */
+            for (int64_t i = 0; i < P; i++) yr[i] = xr[i] + bias;
+        } else if (res && co < res->c) {
+            const int64_t Dx = res->shape[0], Hx = res->shape[1], Wx = res->shape[2];
+            float *dst = yr;
+            for (int64_t r = r0; r < r1; r++, dst += Wo) {
+                int64_t od = r / Ho, oh = r % Ho;
+                const float *xr = res->x + ((co * Dx + 2 * od) * Hx + 2 * oh) * Wx;
+                for (int64_t ow = 0; ow < Wo; ow++) dst[ow] = xr[2 * ow] + bias;
+            }
+        } else {
+            for (int64_t i = 0; i < P; i++) yr[i] = bias;
+        }
+    }
+}
+
+static void relu_rows(float *y, int c, int64_t ld, int64_t P) {
+    for (int co = 0; co < c; co++) {
+        float *yr = y + co * ld;
+        for (int64_t i = 0; i < P; i++) yr[i] = yr[i] > 0.0f ? yr[i] : 0.0f;
+    }
+}
+
+static void conv_item(void *ctx, int64_t item, int tid) {
+    const struct conv_job *j = ctx;
+    int64_t r0 = item * j->rows_per_item, r1 = r0 + j->rows_per_item;
+    if (r1 > j->n_rows) r1 = j->n_rows;
+    const int64_t P = (r1 - r0) * j->out[2];
+    float *col = j->col[tid], *y = j->y + r0 * j->out[2];
+    vol2col_rows(col, P, j->x, j->c_in, j->in, j->out, j->p, r0, r1, col + j->col_floats);
+    conv_prefill(j, r0, r1);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, j->c_out, (int)P, (int)j->K, 1.0f, j->w, (int)j->K, col,
+                (int)P, 1.0f, y, (int)j->L);
+    if (j->relu) relu_rows(y, j->c_out, j->L, P);
+}
+
+/* Rows of output per work item: the column buffer (K x rows*Wo floats) within the budget, at
+ * least one row, and at least 2 items per thread when there is enough work. */
+static int64_t rows_per_item(int64_t K, int64_t Wo, int64_t n_rows, int n_threads) {
+    int64_t r = (int64_t)(col_budget() / sizeof(float)) / (K * Wo);
+    /* at least ~512 GEMM columns, or the GEMMs of the deep layers (K up to 13824) get thin */
+    if (r * Wo < 512) r = (512 + Wo - 1) / Wo;
+    if (r < 1) r = 1;
+    int64_t want = 2 * (int64_t)n_threads;
+    if (n_threads > 1 && (n_rows + r - 1) / r < want) {
+        r = n_rows / want;
+        if (r < 1) r = 1;
+    }
+    if (r > n_rows) r = n_rows;
+    return r;
+}
+
+/* Scratch buffers (column buffers, planes) are kept in a small pool between calls: a fresh
+ * multi-MB allocation per conv would be page-faulted in again every time. */
+#define POOL_SLOTS 16
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct { float *p; size_t n; } pool_free[POOL_SLOTS];
+
+static float *scratch_get(size_t nfloats) {
+    float *p = NULL;
+    pthread_mutex_lock(&pool_mu);
+    int best = -1;
+    for (int i = 0; i < POOL_SLOTS; i++)
+        if (pool_free[i].p && pool_free[i].n >= nfloats && (best < 0 || pool_free[i].n < pool_free[best].n)) best = i;
+    if (best >= 0) {
+        p = pool_free[best].p;
+        pool_free[best].p = NULL;
+    }
+    pthread_mutex_unlock(&pool_mu);
+    if (!p) {
+        /* the size is recorded in the 16 floats (64 bytes) in front of the buffer */
+        float *base = ct_xaligned((16 + nfloats) * sizeof(float));
+        memcpy(base, &nfloats, sizeof nfloats);
+        p = base + 16;
+    }
+    return p;
+}
+
+static void scratch_put(float *p) {
+    if (!p) return;
+    size_t n;
+    memcpy(&n, p - 16, sizeof n);
+    pthread_mutex_lock(&pool_mu);
+    int slot = -1;
+    for (int i = 0; i < POOL_SLOTS && slot < 0; i++)
+        if (!pool_free[i].p) slot = i;
+    if (slot < 0) {   /* full: drop the smallest */
+        slot = 0;
+        for (int i = 1; i < POOL_SLOTS; i++)
+            if (pool_free[i].n < pool_free[slot].n) slot = i;
+        free(pool_free[slot].p - 16);
+    }
+    pool_free[slot].p = p;
+    pool_free[slot].n = n;
+    pthread_mutex_unlock(&pool_mu);
+}
+
+void nn_scratch_release(void) {
+    pthread_mutex_lock(&pool_mu);
+    for (int i = 0; i < POOL_SLOTS; i++) {
+        if (pool_free[i].p) free(pool_free[i].p - 16);
+        pool_free[i].p = NULL;
+        pool_free[i].n = 0;
+    }
+    pthread_mutex_unlock(&pool_mu);
+}
+
+static float **alloc_cols(int n, size_t nfloats) {
+    float **c = ct_xcalloc((size_t)n, sizeof *c);
+    for (int t = 0; t < n; t++) c[t] = scratch_get(nfloats);
+    return c;
+}
+
+static void free_cols(float **c, int n) {
+    if (!c) return;
+    for (int t = 0; t < n; t++) scratch_put(c[t]);
+    free(c);
+}
+
+/* ---- stride-1 convolutions without vol2col: one GEMM per kernel tap on a padded copy ----
+ *
+ * With stride 1, output (od, oh, ow) reads padded input (od + a*dil, oh + b*dil, ow + e*dil) for
+ * tap (a, b, e).  Over the padded grid's flat index q = (od*Hp + oh)*Wp + ow that is q + off(tap)
+ * with one constant offset per tap, so for a chunk of q the tap's input is the matrix
+ * xp[ci, q0 + off .. + P) with row stride = the padded channel size: a plain strided operand for
+ * sgemm, no copy.  The chunk is computed over whole padded rows (oh < Hp, ow < Wp); positions
+ * outside the output (oh >= Ho or ow >= Wo) are computed and dropped, which is why this path is
+ * only taken when they are few (layer1/layer2 of the encoder: 5.5% and 11%). */
+struct tap_job {
+    const struct conv_job *j;
+    float                 *xp;        /* [c_in][ldx]: padded input, zeros around */
+    int64_t                Dp, Hp, Wp, ldx;
+    float                 *wt;        /* [n_taps][c_out][c_in] */
+    int64_t                off[64 * 4];
+    int                    n_taps;
+    int64_t                prows_per_item, n_prows;
+    float                **cbuf;      /* per thread [c_out][prows_per_item * Wp] */
+};
+
+static void tap_pad_item(void *ctx, int64_t ci, int tid) {
+    (void)tid;
+    const struct tap_job *t = ctx;
+    const struct conv_job *j = t->j;
+    const int64_t D = j->in[0], H = j->in[1], W = j->in[2];
+    const int p0 = j->p->pad[0], p1 = j->p->pad[1], p2 = j->p->pad[2];
+    float *dst = t->xp + ci * t->ldx;
+    memset(dst, 0, (size_t)t->ldx * sizeof *dst);
+    for (int64_t d = 0; d < D; d++)
+        for (int64_t h = 0; h < H; h++)
+            memcpy(dst + ((d + p0) * t->Hp + h + p1) * t->Wp + p2, j->x + ((ci * D + d) * H + h) * W,
+                   (size_t)W * sizeof *dst);
+}
+
+static void tap_item(void *ctx, int64_t item, int tid) {
+    const struct tap_job *t = ctx;
+    const struct conv_job *j = t->j;
+    const int64_t Ho = j->out[1], Wo = j->out[2], Wp = t->Wp;
+    int64_t pr0 = item * t->prows_per_item, pr1 = pr0 + t->prows_per_item;
+    if (pr1 > t->n_prows) pr1 = t->n_prows;
+    const int64_t P = (pr1 - pr0) * Wp, q0 = pr0 * Wp;
+    float *c = t->cbuf[tid];
+    for (int co = 0; co < j->c_out; co++) {
+        const float bias = j->b ? j->b[co] : 0.0f;
+        for (int64_t i = 0; i < P; i++) c[co * P + i] = bias;
+    }
+    for (int k = 0; k < t->n_taps; k++)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, j->c_out, (int)P, j->c_in, 1.0f,
+                    t->wt + (int64_t)k * j->c_out * j->c_in, j->c_in, t->xp + q0 + t->off[k], (int)t->ldx, 1.0f, c,
+                    (int)P);
+    /* keep the output positions; + residual, ReLU */
+    const struct nn_residual *res = j->res;
+    for (int64_t pr = pr0; pr < pr1; pr++) {
+        int64_t od = pr / t->Hp, oh = pr % t->Hp;
+        if (oh >= Ho) continue;
+        for (int co = 0; co < j->c_out; co++) {
+            const float *src = c + co * P + (pr - pr0) * Wp;
+            float *dst = j->y + co * j->L + (od * Ho + oh) * Wo;
+            if (res && co < res->c) {
+                const int64_t s = res->step;
+                const float *xr = res->x + ((co * res->shape[0] + s * od) * res->shape[1] + s * oh) * res->shape[2];
+                if (s == 1)
+                    for (int64_t ow = 0; ow < Wo; ow++) {
+                        float v = src[ow] + xr[ow];   /* xr may be dst itself (in place) */
+                        dst[ow] = j->relu && v < 0.0f ? 0.0f : v;
+                    }
+                else
+                    for (int64_t ow = 0; ow < Wo; ow++) {
+                        float v = src[ow] + xr[s * ow];
+                        dst[ow] = j->relu && v < 0.0f ? 0.0f : v;
+                    }
+            } else {
+                for (int64_t ow = 0; ow < Wo; ow++) {
+                    float v = src[ow];
+                    dst[ow] = j->relu && v < 0.0f ? 0.0f : v;
+                }
+            }
+        }
+    }
+}
+
+/* the per-tap path pays off for stride 1, enough input channels and few dropped positions */
+static int use_taps(const struct conv_job *j) {
+    const struct nn_conv3d_params *p = j->p;
+    const char *no = getenv("CT_NN_NO_TAPS");  /* for benchmarks: CT_NN_NO_TAPS=1 */
+    if (no && *no && strcmp(no, "0")) return 0;
+    for (int a = 0; a < 3; a++)
+        if (p->stride[a] != 1) return 0;
+    if (j->c_in < 16 || p->k[0] * p->k[1] * p->k[2] > 64 * 4) return 0;
+    double hp = (double)(j->in[1] + 2 * p->pad[1]), wp = (double)(j->in[2] + 2 * p->pad[2]);
+    return hp * wp <= 1.2 * (double)(j->out[1] * j->out[2]);
+}
+
+static void conv_taps(struct conv_job *j, int n_threads) {
+    struct tap_job t = { .j = j };
+    const struct nn_conv3d_params *p = j->p;
+    t.Dp = j->in[0] + 2 * p->pad[0];
+    t.Hp = j->in[1] + 2 * p->pad[1];
+    t.Wp = j->in[2] + 2 * p->pad[2];
+    /* reads run past the last padded plane by up to the kernel's extent in (H, W) */
+    int64_t slack = (int64_t)p->dil[1] * (p->k[1] - 1) * t.Wp + (int64_t)p->dil[2] * (p->k[2] - 1) + t.Wp;
+    t.ldx = (t.Dp * t.Hp * t.Wp + slack + 15) & ~(int64_t)15;
+    t.n_taps = p->k[0] * p->k[1] * p->k[2];
+    int k = 0;
+    for (int a = 0; a < p->k[0]; a++)
+        for (int b = 0; b < p->k[1]; b++)
+            for (int e = 0; e < p->k[2]; e++, k++)
+                t.off[k] = ((int64_t)a * p->dil[0] * t.Hp + (int64_t)b * p->dil[1]) * t.Wp + (int64_t)e * p->dil[2];
+    /* weights per tap: wt[k][co][ci] = w[co][ci][k] */
+    t.wt = scratch_get((size_t)t.n_taps * j->c_out * j->c_in);
+    for (int co = 0; co < j->c_out; co++)
+        for (int ci = 0; ci < j->c_in; ci++)
+            for (k = 0; k < t.n_taps; k++)
+                t.wt[((int64_t)k * j->c_out + co) * j->c_in + ci] = j->w[((int64_t)co * j->c_in + ci) * t.n_taps + k];
+    t.xp = scratch_get((size_t)(j->c_in * t.ldx));
+    parallel_for(n_threads, j->c_in, tap_pad_item, &t);
+    t.n_prows = j->out[0] * t.Hp;
+    t.prows_per_item = 2048 / t.Wp < 1 ? 1 : 2048 / t.Wp;
+    if (n_threads > 1 && (t.n_prows + t.prows_per_item - 1) / t.prows_per_item < 2 * n_threads)
+        t.prows_per_item = t.n_prows / (2 * n_threads) < 1 ? 1 : t.n_prows / (2 * n_threads);
+    if (t.prows_per_item > t.n_prows) t.prows_per_item = t.n_prows;
+    int64_t n_items = (t.n_prows + t.prows_per_item - 1) / t.prows_per_item;
+    int nt = n_threads < n_items ? n_threads : (int)n_items;
+    t.cbuf = alloc_cols(nt, (size_t)(j->c_out * t.prows_per_item * t.Wp));
+    parallel_for(nt, n_items, tap_item, &t);
+    free_cols(t.cbuf, nt);
+    scratch_put(t.xp);
+    scratch_put(t.wt);
+}
+
+int nn_conv3d(float *y, const float *x, int c_in, const int64_t in[3], int c_out, const float *w,
+              const float *b, const struct nn_conv3d_params *p, const struct nn_residual *res, int relu,
+              int n_threads) {
+    struct conv_job j = { .y = y, .x = x, .c_in = c_in, .c_out = c_out, .w = w, .b = b, .p = p, .res = res,
+                          .relu = relu };
+    if (c_in < 1 || c_out < 1) return ct_seterr("conv3d: bad channel counts %d -> %d", c_in, c_out);
+    if (check_params(p, in, j.out) != 0) return -1;
+    memcpy(j.in, in, sizeof j.in);
+    if (y == x) return ct_seterr("conv3d: output aliases the input");
+    if (res) {
+        if (res->step != 1 && res->step != 2) return ct_seterr("conv3d: residual step %d", res->step);
+        if (res->step == 2 && res->x == y) return ct_seterr("conv3d: output aliases the residual");
+        if (res->c > c_out) return ct_seterr("conv3d: residual has more channels than the output");
+        for (int a = 0; a < 3; a++) {
+            int64_t want = res->step == 1 ? res->shape[a] : (res->shape[a] + 1) / 2;
+            if (want != j.out[a]) return ct_seterr("conv3d: residual grid does not match the output");
+        }
+    }
+    j.L = j.out[0] * j.out[1] * j.out[2];
+    j.K = (int64_t)c_in * p->k[0] * p->k[1] * p->k[2];
+    j.n_rows = j.out[0] * j.out[1];
+    if (n_threads < 1) n_threads = 1;
+    if (use_taps(&j)) {
+        conv_taps(&j, n_threads);
+        return 0;
+    }
+    j.rows_per_item = rows_per_item(j.K, j.out[2], j.n_rows, n_threads);
+    int64_t n_items = (j.n_rows + j.rows_per_item - 1) / j.rows_per_item;
+    int nt = n_threads < n_items ? n_threads : (int)n_items;
+    j.col_floats = (size_t)(j.K * j.rows_per_item * j.out[2]);
+    j.col = alloc_cols(nt, j.col_floats + vol2col_rowbuf(p, j.out[2]));
+    parallel_for(nt, n_items, conv_item, &j);
+    free_cols(j.col, nt);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* pooling                                                                                    */
+/* ------------------------------------------------------------------------------------------ */
+
+struct pool_job {
+    float       *y;
+    const float *x;
+    int64_t      in[3], out[3];
+    int          k, s, p;
+};
+
+/* one (channel, output depth) plane */
+static void maxpool_item(void *ctx, int64_t item, int tid) {
+    (void)tid;
+    const struct pool_job *j = ctx;
+    const int64_t D = j->in[0], H = j->in[1], W = j->in[2], Do = j->out[0], Ho = j->out[1], Wo = j->out[2];
+    int64_t c = item / Do, od = item % Do;
+    float *yp = j->y + item * Ho * Wo;
+    const float *xc = j->x + c * D * H * W;
+    for (int64_t oh = 0; oh < Ho; oh++)
+        for (int64_t ow = 0; ow < Wo; ow++) {
+            float m = -INFINITY;
+            for (int a = 0; a < j->k; a++) {
+                int64_t id = od * j->s - j->p + a;
+                if (id < 0 || id >= D) continue;
+                for (int bb = 0; bb < j->k; bb++) {
+                    int64_t ih = oh * j->s - j->p + bb;
+                    if (ih < 0 || ih >= H) continue;
+                    const float *xr = xc + (id * H + ih) * W;
+                    for (int e = 0; e < j->k; e++) {
+                        int64_t iw = ow * j->s - j->p + e;
+                        if (iw < 0 || iw >= W) continue;
+                        float v = xr[iw];
+                        if (v > m || isnan(v)) m = v;   /* NaN propagates, as in PyTorch */
+                    }
+                }
+            }
+            yp[oh * Wo + ow] = m;
+        }
+}
+
+int nn_maxpool3d(float *y, const float *x, int c, const int64_t in[3], int k, int s, int p, int n_threads) {
+    struct pool_job j = { .y = y, .x = x, .k = k, .s = s, .p = p };
+    if (k < 1 || s < 1 || p < 0 || 2 * p > k) return ct_seterr("maxpool3d: bad parameters (k %d, s %d, p %d)", k, s, p);
+    for (int a = 0; a < 3; a++) {
+        if (in[a] < 1) return ct_seterr("maxpool3d: empty input");
+        j.in[a] = in[a];
+        j.out[a] = nn_conv_out_len(in[a], k, s, p, 1);
+        if (j.out[a] < 1) return ct_seterr("maxpool3d: input shorter than the kernel");
+    }
+    parallel_for(n_threads, (int64_t)c * j.out[0], maxpool_item, &j);
+    return 0;
+}
+
+/* ---- stem: conv + bias + ReLU + maxpool(3, 2, 1), fused per conv output plane ---- */
+
+struct stem_job {
+    struct conv_job cj;              /* the conv, y unused (plane buffers instead) */
+    float         **plane;           /* per thread: [c_out, H1 * W1] */
+    float          *hp;              /* [D1, c_out, Hp, Wp]: each conv plane pooled in (H, W) */
+    int64_t         pooled[3];       /* Dp, Hp, Wp */
+    float          *y;               /* [c_out, Dp, Hp, Wp] */
+};
+
+/* conv plane d (all its rows, in column chunks), bias + ReLU, then 3x3 stride-2 max in (H, W) */
+static void stem_plane(void *ctx, int64_t d, int tid) {
+    const struct stem_job *s = ctx;
+    const struct conv_job *j = &s->cj;
+    const int64_t H1 = j->out[1], W1 = j->out[2], L1 = H1 * W1;
+    const int64_t Hp = s->pooled[1], Wp = s->pooled[2];
+    float *plane = s->plane[tid], *col = j->col[tid];
+    for (int64_t h0 = 0; h0 < H1; h0 += j->rows_per_item) {
+        int64_t h1 = h0 + j->rows_per_item < H1 ? h0 + j->rows_per_item : H1;
+        int64_t P = (h1 - h0) * W1;
+        vol2col_rows(col, P, j->x, j->c_in, j->in, j->out, j->p, d * H1 + h0, d * H1 + h1, col + j->col_floats);
+        for (int co = 0; co < j->c_out; co++) {
+            float *yr = plane + co * L1 + h0 * W1;
+            const float bias = j->b ? j->b[co] : 0.0f;
+            for (int64_t i = 0; i < P; i++) yr[i] = bias;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, j->c_out, (int)P, (int)j->K, 1.0f, j->w, (int)j->K,
+                    col, (int)P, 1.0f, plane + h0 * W1, (int)L1);
+    }
+    /* 3x3 stride-2 max in (H, W): first over the 3 rows (contiguous, vectorised), then over 3
+     * columns of that row; ReLU last, on the 4x fewer pooled values (max and ReLU commute) */
+    float *tmp = plane + (int64_t)j->c_out * L1;   /* one row of W1 floats */
+    for (int co = 0; co < j->c_out; co++) {
+        const float *pl = plane + co * L1;
+        float *dst = s->hp + (d * j->c_out + co) * Hp * Wp;
+        for (int64_t oh = 0; oh < Hp; oh++) {
+            const float *r1 = pl + 2 * oh * W1;
+            const float *r0 = oh > 0 ? r1 - W1 : r1, *r2 = 2 * oh + 1 < H1 ? r1 + W1 : r1;
+            for (int64_t w = 0; w < W1; w++) {
+                float m = r0[w] > r1[w] ? r0[w] : r1[w];
+                tmp[w] = r2[w] > m ? r2[w] : m;
+            }
+            float *o = dst + oh * Wp;
+            for (int64_t ow = 0; ow < Wp; ow++) {
+                float m = tmp[2 * ow];
+                if (ow > 0 && tmp[2 * ow - 1] > m) m = tmp[2 * ow - 1];
+                if (2 * ow + 1 < W1 && tmp[2 * ow + 1] > m) m = tmp[2 * ow + 1];
+                o[ow] = m > 0.0f ? m : 0.0f;
+            }
+        }
+    }
+}
+
+/* pooled output plane (co, od): max over conv planes 2od-1 .. 2od+1 */
+static void stem_depth(void *ctx, int64_t item, int tid) {
+    (void)tid;
+    const struct stem_job *s = ctx;
+    const int64_t D1 = s->cj.out[0], Dp = s->pooled[0], n = s->pooled[1] * s->pooled[2];
+    const int c_out = s->cj.c_out;
+    int64_t co = item / Dp, od = item % Dp;
+    int64_t da = 2 * od - 1 < 0 ? 0 : 2 * od - 1, db = 2 * od + 1 < D1 ? 2 * od + 1 : D1 - 1;
+    float *dst = s->y + item * n;
+    memcpy(dst, s->hp + (da * c_out + co) * n, (size_t)n * sizeof *dst);
+    for (int64_t d = da + 1; d <= db; d++) {
+        const float *src = s->hp + (d * c_out + co) * n;
+        for (int64_t i = 0; i < n; i++) dst[i] = src[i] > dst[i] ? src[i] : dst[i];
+    }
+}
+
+int nn_conv3d_relu_maxpool(float *y, const float *x, int c_in, const int64_t in[3], int c_out, const float *w,
+                           const float *b, const struct nn_conv3d_params *p, int n_threads) {
+    struct stem_job s = { .y = y };
+    struct conv_job *j = &s.cj;
+    *j = (struct conv_job){ .x = x, .c_in = c_in, .c_out = c_out, .w = w, .b = b, .p = p, .relu = 1 };
+    if (c_in < 1 || c_out < 1) return ct_seterr("conv3d: bad channel counts %d -> %d", c_in, c_out);
+    if (check_params(p, in, j->out) != 0) return -1;
+    memcpy(j->in, in, sizeof j->in);
+    for (int a = 0; a < 3; a++) s.pooled[a] = nn_conv_out_len(j->out[a], 3, 2, 1, 1);
+    j->K = (int64_t)c_in * p->k[0] * p->k[1] * p->k[2];
+    j->n_rows = j->out[0] * j->out[1];
+    if (n_threads < 1) n_threads = 1;
+    int64_t r = (int64_t)(col_budget() / sizeof(float)) / (j->K * j->out[2]);
+    j->rows_per_item = r < 1 ? 1 : r > j->out[1] ? j->out[1] : r;
+    int nt = n_threads < j->out[0] ? n_threads : (int)j->out[0];
+    j->col_floats = (size_t)(j->K * j->rows_per_item * j->out[2]);
+    j->col = alloc_cols(nt, j->col_floats + vol2col_rowbuf(p, j->out[2]));
+    s.plane = alloc_cols(nt, (size_t)(c_out * j->out[1] * j->out[2] + j->out[2]));   /* + a row buffer */
+    s.hp = scratch_get((size_t)(j->out[0] * c_out * s.pooled[1] * s.pooled[2]));
+    parallel_for(nt, j->out[0], stem_plane, &s);
+    free_cols(j->col, nt);
+    free_cols(s.plane, nt);
+    parallel_for(n_threads, (int64_t)c_out * s.pooled[0], stem_depth, &s);
+    scratch_put(s.hp);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* pointwise projections                                                                      */
+/* ------------------------------------------------------------------------------------------ */
+
+int nn_pointwise_at(float *out, const float *x, int c_in, int64_t len, const int32_t *tok, int64_t n, int c_out,
+                    const float *w, const float *b, int n_threads) {
+    if (n == 0) return 0;
+    if (n < 0 || c_in < 1 || c_out < 1) return ct_seterr("pointwise: bad sizes");
+    if (n > INT32_MAX || len > INT32_MAX) return ct_seterr("pointwise: too many voxels");
+    const float *g = x;
+    float *gather = NULL;
+    if (tok) {
+        for (int64_t i = 0; i < n; i++)
+            if (tok[i] < 0 || tok[i] >= len)
+                return ct_seterr("pointwise: token index %d outside [0, %lld)", tok[i], (long long)len);
+        gather = ct_xaligned((size_t)(c_in * n) * sizeof(float));   /* [c_in, n] */
+        for (int c = 0; c < c_in; c++) {
+            const float *xr = x + c * len;
+            float *gr = gather + c * n;
+            for (int64_t i = 0; i < n; i++) gr[i] = xr[tok[i]];
+        }
+        g = gather;
+    } else if (n != len) {
+        return ct_seterr("pointwise: %lld outputs for %lld voxels", (long long)n, (long long)len);
+    }
+    /* out[n, c_out] = g^T [n, c_in] @ w^T [c_in, c_out] */
+    blas_threads(n_threads < 1 ? 1 : n_threads);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, (int)n, c_out, c_in, 1.0f, g, (int)(tok ? n : len), w, c_in,
+                0.0f, out, c_out);
+    blas_threads(1);
+    if (b)
+        for (int64_t i = 0; i < n; i++)
+            for (int c = 0; c < c_out; c++) out[i * c_out + c] += b[c];
+    free(gather);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* BatchNorm folding                                                                          */
+/* ------------------------------------------------------------------------------------------ */
+
+void nn_fold_bn(float *w, float *b, int c_out, int64_t per_out, const float *gamma, const float *beta,
+                const float *mean, const float *var, double eps) {
+    for (int co = 0; co < c_out; co++) {
+        double s = (double)gamma[co] / sqrt((double)var[co] + eps);
+        float *wr = w + co * per_out;
+        for (int64_t i = 0; i < per_out; i++) wr[i] = (float)((double)wr[i] * s);
+        b[co] = (float)(((double)b[co] - (double)mean[co]) * s + (double)beta[co]);
+    }
+}

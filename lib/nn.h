@@ -1,0 +1,131 @@
+/*
+ * nn.h - the neural-network ops of ctvis (3-D convolution, pooling, token projections) and the
+ * ViSD-Boost image encoder built from them.  The only module that includes <cblas.h>.
+ *
+ * Activations are float32, channels first, C order: a feature map is [C, D, H, W] (one sample,
+ * no batch axis), exactly PyTorch's NCDHW memory with N = 1.  Convolution weights are PyTorch's
+ * [C_out, C_in, kD, kH, kW] (cross-correlation).  BatchNorm is folded into the convolution
+ * before inference (nn_fold_bn), so every conv here has a bias.
+ *
+ *     struct nn_conv3d_params p = { .k = {3,3,3}, .stride = {1,1,1}, .pad = {1,1,1}, .dil = {1,1,1} };
+ *     int64_t in[3] = { 56, 64, 88 }, out[3];
+ *     nn_conv3d_out_shape(in, &p, out);                       // { 56, 64, 88 }
+ *     nn_conv3d(y, x, 64, in, 64, w, b, &p, NULL, 1, n_threads);  // y = relu(conv(x) + b)
+ *
+ * Convolution runs over chunks of output rows as GEMMs accumulating onto bias + residual, then
+ * ReLU, while the chunk is in cache: stride-1 convs whose zero padding adds few positions as one
+ * GEMM per kernel tap on a padded copy of the input (no vol2col), the others as vol2col (a
+ * column buffer of a few MB) + one sgemm.  n_threads > 1 splits the chunks over pthreads, each
+ * calling a single-threaded sgemm (measured faster than OpenBLAS's own threads here: see
+ * docs/encode.md).  Results are deterministic for a given n_threads; the chunking, and so the
+ * last bits, may change with it.
+ *
+ * Functions return 0, or -1 with ct_lasterr() set; they never print or exit.
+ */
+#ifndef CT_NN_H
+#define CT_NN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "stream.h"
+
+/* ---- ops ---- */
+
+struct nn_conv3d_params {
+    int k[3];                        /* kernel size (D, H, W) */
+    int stride[3];                   /* stride (D, H, W) */
+    int pad[3];                      /* zero padding on both sides (D, H, W) */
+    int dil[3];                      /* dilation (D, H, W) */
+};
+
+/* Output length of a conv/pool along one axis: floor((n + 2p - dil(k-1) - 1) / s) + 1, or 0 when
+ * the padded input is shorter than the (dilated) kernel. */
+int64_t nn_conv_out_len(int64_t n, int k, int stride, int pad, int dil);
+void    nn_conv3d_out_shape(const int64_t in[3], const struct nn_conv3d_params *p, int64_t out[3]);
+
+/* A residual added before the final ReLU of a conv (ResNet shortcut).  With step 1 it is the
+ * identity: res[c, i] = x[c, i] (x has the output's grid).  With step 2 it is shortcut "A":
+ * res[c, d, h, w] = x[c, 2d, 2h, 2w] (x's grid is [D, H, W], the output's ceil(n/2)).  Channels
+ * c >= res.c get no residual (zero padding of the channels). */
+struct nn_residual {
+    const float *x;                  /* [c, shape[0], shape[1], shape[2]] */
+    int          c;                  /* channels of x (<= C_out) */
+    int64_t      shape[3];           /* grid of x */
+    int          step;               /* 1 or 2 */
+};
+
+/* y[C_out, out] = act(conv3d(x, w) + b[co] + res), act = ReLU when relu != 0.
+ * x [c_in, in[0], in[1], in[2]]; w [c_out, c_in, k0, k1, k2]; b [c_out] (NULL = 0); res may be
+ * NULL.  y must not alias x; it may be res->x itself for an identity residual (step 1), which
+ * is then updated in place. */
+int nn_conv3d(float *y, const float *x, int c_in, const int64_t in[3], int c_out, const float *w,
+              const float *b, const struct nn_conv3d_params *p, const struct nn_residual *res, int relu,
+              int n_threads);
+
+/* y = maxpool3d(x) with cubic kernel k, stride s, padding p on every axis; the padding counts as
+ * -inf (PyTorch's max_pool3d).  x [c, in[0..2]]; y [c, out] with out = nn_conv_out_len(in, k, s, p, 1). */
+int nn_maxpool3d(float *y, const float *x, int c, const int64_t in[3], int k, int s, int p, int n_threads);
+
+/* y = maxpool3d(relu(conv3d(x, w) + b), k 3, stride 2, pad 1): the ResNet stem, fused so that the
+ * full-resolution conv output is never stored (only one plane per thread).  out = the pooled grid. */
+int nn_conv3d_relu_maxpool(float *y, const float *x, int c_in, const int64_t in[3], int c_out, const float *w,
+                           const float *b, const struct nn_conv3d_params *p, int n_threads);
+
+/* A 1x1x1 convolution at selected voxels: out[i, :] = w @ x[:, tok[i]] + b, for i < n.
+ * x [c_in, len] (a feature map flattened), w [c_out, c_in], b [c_out], out [n, c_out].
+ * tok NULL = every voxel (n must equal len).  Indices must lie in [0, len). */
+int nn_pointwise_at(float *out, const float *x, int c_in, int64_t len, const int32_t *tok, int64_t n, int c_out,
+                    const float *w, const float *b, int n_threads);
+
+/* Fold an eval-mode BatchNorm that follows a convolution into it, in place:
+ * s = gamma / sqrt(var + eps); w[co, :] *= s; b[co] = (b[co] - mean) * s + beta.
+ * w [c_out, per_out]; b [c_out] (input: the conv's bias, zeros when it has none). */
+void nn_fold_bn(float *w, float *b, int c_out, int64_t per_out, const float *gamma, const float *beta,
+                const float *mean, const float *var, double eps);
+
+/* The ops keep their scratch buffers (column buffers, pooled planes) in a small pool between
+ * calls; this frees it (nn_visd_free calls it too). */
+void nn_scratch_release(void);
+
+/* ---- the ViSD-Boost image encoder (method.md 2.1-2.2) ---- */
+
+#define NN_VISD_STAGES 4
+#define NN_VISD_EMBED  256
+
+/* Checkpoint key prefix of the encoder tensors (method.md 8.3). */
+#define NN_VISD_PREFIX "visual_encoder."
+
+struct nn_visd;
+
+/* Build the encoder from a ct.weights/1 record: every key of method.md 8.3 under
+ * "visual_encoder." must be present as f32 with its exact shape, and no other key may use that
+ * prefix (keys ending in ".num_batches_tracked" are ignored).  BatchNorm is folded here; the
+ * record can be freed afterwards.  NULL + lasterr naming the offending key. */
+struct nn_visd *nn_visd_new(const struct rec *weights);
+void            nn_visd_free(struct nn_visd *m);       /* NULL-safe */
+
+/* The expected tensors, for tools that list them: key i (0 <= i < count) and its shape. */
+int         nn_visd_key_count(void);
+const char *nn_visd_key(int i, int *ndim, int64_t shape[5]);
+
+/* Run the trunk (conv1 .. layer4) on image [shape[0], shape[1], shape[2]] (any size >= 1).
+ * The four stage maps stay inside m until the next run. */
+int nn_visd_trunk(struct nn_visd *m, const float *image, const int64_t shape[3], int n_threads);
+
+/* Stage s (1..4) of the last trunk run: its map [c, grid] (c = 64, 128, 256, 512). */
+const float *nn_visd_stage(const struct nn_visd *m, int s, int *c, int64_t grid[3]);
+
+/* proj_s of the last trunk run at tokens tok[0..n) (row-major indices on the stage grid), or at
+ * every token when tok is NULL: out [n, 256]. */
+int nn_visd_proj(const struct nn_visd *m, int s, const int32_t *tok, int64_t n, float *out, int n_threads);
+
+/* Stage grids (D', H', W') of stages 1..4 for an input of this shape: each axis through conv1
+ * (7, stride 1 or 2, pad 3), the max-pool (3/2/1) and the strided first convs of layers 2..4
+ * (ceil halving); for multiples of (16,32,32): (D/2,H/4,W/4) ... (D/16,H/32,W/32). */
+void nn_visd_grids(const int64_t shape[3], int64_t grid[4][3]);
+
+/* Multiply-accumulates of the trunk (conv1 .. layer4) for an input of this shape. */
+double nn_visd_trunk_macs(const int64_t shape[3]);
+
+#endif
