@@ -78,7 +78,7 @@ check test: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)CT_BUILD=$(BUILD) PYTHON=$(PYTHON) tests/run.sh
 
-demo: deps-build
+demo: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)CT_BUILD=$(BUILD) pipelines/demo.sh $(BUILD)/demo
 
