@@ -83,6 +83,17 @@ void cli_select_tensor(struct cli_select *s, const char *name) {
     s->tensors[s->n_tensors++] = name;
 }
 
+int cli_select_option(int ch, const char *arg, struct cli_select *s) {
+    switch (ch) {
+    case 'r':
+        if (cli_select_records(s, arg) != 0) ct_usage_die("--record: %s", ct_lasterr());
+        return 1;
+    case 'i': cli_select_id(s, arg); return 1;
+    case 't': cli_select_tensor(s, arg); return 1;
+    default: return 0;
+    }
+}
+
 int cli_select_match(const struct cli_select *s, const struct rec *r) {
     if (s->n_ranges) {
         int in = 0;

@@ -66,5 +66,7 @@ struct cli_select {
 int cli_select_records(struct cli_select *s, const char *list);
 void cli_select_id(struct cli_select *s, const char *id);
 void cli_select_tensor(struct cli_select *s, const char *name);
+/* Handle -r/--record, -i/--id, -t/--tensor; 1 when ch was one of them (exits 2 on a bad list). */
+int  cli_select_option(int ch, const char *arg, struct cli_select *s);
 int  cli_select_match(const struct cli_select *s, const struct rec *r);     /* record selected? */
 int  cli_select_tensor_match(const struct cli_select *s, const char *name); /* tensor selected? */

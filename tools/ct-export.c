@@ -89,16 +89,12 @@ int main(int argc, char **argv) {
         switch (ch) {
         case 't': tensor = optarg; break;
         case 'o': output = optarg; break;
-        case 'r':
-            if (cli_select_records(&sel, optarg) != 0) ct_usage_die("--record: %s", ct_lasterr());
-            break;
-        case 'i': cli_select_id(&sel, optarg); break;
         case 'l':
             if (ct_parse_long(optarg, &level) != 0 || level < 1 || level > 9)
                 ct_usage_die("--level: expected 1..9, got '%s'", optarg);
             break;
         default:
-            if (!cli_common(ch, optarg, &cc, usage)) cli_unknown();
+            if (!cli_select_option(ch, optarg, &sel) && !cli_common(ch, optarg, &cc, usage)) cli_unknown();
         }
     }
     if (!tensor) ct_usage_die("missing --tensor");

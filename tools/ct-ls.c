@@ -159,18 +159,13 @@ int main(int argc, char **argv) {
     int ch;
     while ((ch = getopt_long(argc, argv, "r:i:t:mShV", longopts, NULL)) != -1) {
         switch (ch) {
-        case 'r':
-            if (cli_select_records(&o.sel, optarg) != 0) ct_usage_die("--record: %s", ct_lasterr());
-            break;
-        case 'i': cli_select_id(&o.sel, optarg); break;
-        case 't': cli_select_tensor(&o.sel, optarg); break;
         case 'm': o.full_meta = 1; break;
         case 'S': o.stats = 0; break;
         case OPT_CRC: o.crc = 1; break;
         case OPT_JSON: o.json = 1; break;
         case OPT_EXPECT: o.expect = optarg; break;
         default:
-            if (!cli_common(ch, optarg, &cc, usage)) cli_unknown();
+            if (!cli_select_option(ch, optarg, &o.sel) && !cli_common(ch, optarg, &cc, usage)) cli_unknown();
         }
     }
     struct tn_arena *arena = tn_arena_new(0);

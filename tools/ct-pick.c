@@ -56,11 +56,6 @@ int main(int argc, char **argv) {
     int ch;
     while ((ch = getopt_long(argc, argv, "r:i:t:x:" CLI_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
         switch (ch) {
-        case 'r':
-            if (cli_select_records(&o.sel, optarg) != 0) ct_usage_die("--record: %s", ct_lasterr());
-            break;
-        case 'i': cli_select_id(&o.sel, optarg); break;
-        case 't': cli_select_tensor(&o.sel, optarg); break;
         case 'x':
             if (o.n_drop >= CLI_SEL_MAX) ct_usage_die("too many --drop options");
             o.drop[o.n_drop++] = optarg;
@@ -68,7 +63,7 @@ int main(int argc, char **argv) {
         case OPT_EXPECT: o.expect = optarg; break;
         case OPT_HISTORY: o.history = 1; break;
         default:
-            if (!cli_common(ch, optarg, &cc, usage)) cli_unknown();
+            if (!cli_select_option(ch, optarg, &o.sel) && !cli_common(ch, optarg, &cc, usage)) cli_unknown();
         }
     }
     char ename[256];
