@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "ct.h"
+#include "nn-impl.h"
 
 /* OpenBLAS extensions (declared by its cblas.h too, repeated here for other BLAS headers) */
 void openblas_set_num_threads(int num_threads);
@@ -42,10 +43,8 @@ static void blas_threads(int n) {
     }
 }
 
-typedef void (*work_fn)(void *ctx, int64_t item, int tid);
-
 struct pool {
-    work_fn         fn;
+    nn_work_fn      fn;
     void           *ctx;
     int64_t         n_items;
     atomic_llong    next;
@@ -67,9 +66,8 @@ static void *worker_main(void *arg) {
     return NULL;
 }
 
-/* Run fn(ctx, item, tid) for item in [0, n_items) on up to n_threads threads (tid < n_threads);
- * items are handed out in order.  The calling thread is worker 0. */
-static void parallel_for(int n_threads, int64_t n_items, work_fn fn, void *ctx) {
+/* see nn-impl.h */
+void nn_parallel_for(int n_threads, int64_t n_items, nn_work_fn fn, void *ctx) {
     if (n_threads > n_items) n_threads = (int)n_items;
     if (n_threads < 1) n_threads = 1;
     blas_threads(1);
@@ -288,7 +286,7 @@ static int64_t rows_per_item(int64_t K, int64_t Wo, int64_t n_rows, int n_thread
 static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct { float *p; size_t n; } pool_free[POOL_SLOTS];
 
-static float *scratch_get(size_t nfloats) {
+float *nn_scratch_get(size_t nfloats) {
     float *p = NULL;
     pthread_mutex_lock(&pool_mu);
     int best = -1;
@@ -308,7 +306,7 @@ static float *scratch_get(size_t nfloats) {
     return p;
 }
 
-static void scratch_put(float *p) {
+void nn_scratch_put(float *p) {
     if (!p) return;
     size_t n;
     memcpy(&n, p - 16, sizeof n);
@@ -337,15 +335,15 @@ void nn_scratch_release(void) {
     pthread_mutex_unlock(&pool_mu);
 }
 
-static float **alloc_cols(int n, size_t nfloats) {
+float **nn_scratch_get_n(int n, size_t nfloats) {
     float **c = ct_xcalloc((size_t)n, sizeof *c);
-    for (int t = 0; t < n; t++) c[t] = scratch_get(nfloats);
+    for (int t = 0; t < n; t++) c[t] = nn_scratch_get(nfloats);
     return c;
 }
 
-static void free_cols(float **c, int n) {
+void nn_scratch_put_n(float **c, int n) {
     if (!c) return;
-    for (int t = 0; t < n; t++) scratch_put(c[t]);
+    for (int t = 0; t < n; t++) nn_scratch_put(c[t]);
     free(c);
 }
 
@@ -458,13 +456,13 @@ static void conv_taps(struct conv_job *j, int n_threads) {
             for (int e = 0; e < p->k[2]; e++, k++)
                 t.off[k] = ((int64_t)a * p->dil[0] * t.Hp + (int64_t)b * p->dil[1]) * t.Wp + (int64_t)e * p->dil[2];
     /* weights per tap: wt[k][co][ci] = w[co][ci][k] */
-    t.wt = scratch_get((size_t)t.n_taps * j->c_out * j->c_in);
+    t.wt = nn_scratch_get((size_t)t.n_taps * j->c_out * j->c_in);
     for (int co = 0; co < j->c_out; co++)
         for (int ci = 0; ci < j->c_in; ci++)
             for (k = 0; k < t.n_taps; k++)
                 t.wt[((int64_t)k * j->c_out + co) * j->c_in + ci] = j->w[((int64_t)co * j->c_in + ci) * t.n_taps + k];
-    t.xp = scratch_get((size_t)(j->c_in * t.ldx));
-    parallel_for(n_threads, j->c_in, tap_pad_item, &t);
+    t.xp = nn_scratch_get((size_t)(j->c_in * t.ldx));
+    nn_parallel_for(n_threads, j->c_in, tap_pad_item, &t);
     t.n_prows = j->out[0] * t.Hp;
     t.prows_per_item = 2048 / t.Wp < 1 ? 1 : 2048 / t.Wp;
     if (n_threads > 1 && (t.n_prows + t.prows_per_item - 1) / t.prows_per_item < 2 * n_threads)
@@ -472,11 +470,11 @@ static void conv_taps(struct conv_job *j, int n_threads) {
     if (t.prows_per_item > t.n_prows) t.prows_per_item = t.n_prows;
     int64_t n_items = (t.n_prows + t.prows_per_item - 1) / t.prows_per_item;
     int nt = n_threads < n_items ? n_threads : (int)n_items;
-    t.cbuf = alloc_cols(nt, (size_t)(j->c_out * t.prows_per_item * t.Wp));
-    parallel_for(nt, n_items, tap_item, &t);
-    free_cols(t.cbuf, nt);
-    scratch_put(t.xp);
-    scratch_put(t.wt);
+    t.cbuf = nn_scratch_get_n(nt, (size_t)(j->c_out * t.prows_per_item * t.Wp));
+    nn_parallel_for(nt, n_items, tap_item, &t);
+    nn_scratch_put_n(t.cbuf, nt);
+    nn_scratch_put(t.xp);
+    nn_scratch_put(t.wt);
 }
 
 int nn_conv3d(float *y, const float *x, int c_in, const int64_t in[3], int c_out, const float *w,
@@ -509,9 +507,9 @@ int nn_conv3d(float *y, const float *x, int c_in, const int64_t in[3], int c_out
     int64_t n_items = (j.n_rows + j.rows_per_item - 1) / j.rows_per_item;
     int nt = n_threads < n_items ? n_threads : (int)n_items;
     j.col_floats = (size_t)(j.K * j.rows_per_item * j.out[2]);
-    j.col = alloc_cols(nt, j.col_floats + vol2col_rowbuf(p, j.out[2]));
-    parallel_for(nt, n_items, conv_item, &j);
-    free_cols(j.col, nt);
+    j.col = nn_scratch_get_n(nt, j.col_floats + vol2col_rowbuf(p, j.out[2]));
+    nn_parallel_for(nt, n_items, conv_item, &j);
+    nn_scratch_put_n(j.col, nt);
     return 0;
 }
 
@@ -565,7 +563,7 @@ int nn_maxpool3d(float *y, const float *x, int c, const int64_t in[3], int k, in
         j.out[a] = nn_conv_out_len(in[a], k, s, p, 1);
         if (j.out[a] < 1) return ct_seterr("maxpool3d: input shorter than the kernel");
     }
-    parallel_for(n_threads, (int64_t)c * j.out[0], maxpool_item, &j);
+    nn_parallel_for(n_threads, (int64_t)c * j.out[0], maxpool_item, &j);
     return 0;
 }
 
@@ -654,14 +652,14 @@ int nn_conv3d_relu_maxpool(float *y, const float *x, int c_in, const int64_t in[
     j->rows_per_item = r < 1 ? 1 : r > j->out[1] ? j->out[1] : r;
     int nt = n_threads < j->out[0] ? n_threads : (int)j->out[0];
     j->col_floats = (size_t)(j->K * j->rows_per_item * j->out[2]);
-    j->col = alloc_cols(nt, j->col_floats + vol2col_rowbuf(p, j->out[2]));
-    s.plane = alloc_cols(nt, (size_t)(c_out * j->out[1] * j->out[2] + j->out[2]));   /* + a row buffer */
-    s.hp = scratch_get((size_t)(j->out[0] * c_out * s.pooled[1] * s.pooled[2]));
-    parallel_for(nt, j->out[0], stem_plane, &s);
-    free_cols(j->col, nt);
-    free_cols(s.plane, nt);
-    parallel_for(n_threads, (int64_t)c_out * s.pooled[0], stem_depth, &s);
-    scratch_put(s.hp);
+    j->col = nn_scratch_get_n(nt, j->col_floats + vol2col_rowbuf(p, j->out[2]));
+    s.plane = nn_scratch_get_n(nt, (size_t)(c_out * j->out[1] * j->out[2] + j->out[2]));   /* + a row buffer */
+    s.hp = nn_scratch_get((size_t)(j->out[0] * c_out * s.pooled[1] * s.pooled[2]));
+    nn_parallel_for(nt, j->out[0], stem_plane, &s);
+    nn_scratch_put_n(j->col, nt);
+    nn_scratch_put_n(s.plane, nt);
+    nn_parallel_for(n_threads, (int64_t)c_out * s.pooled[0], stem_depth, &s);
+    nn_scratch_put(s.hp);
     return 0;
 }
 
