@@ -198,6 +198,8 @@ struct nn_visd *nn_visd_new(const struct rec *w) {
     struct nn_visd *m = ct_xcalloc(1, sizeof *m);
     int s122[3] = { 1, 2, 2 }, s1[3] = { 1, 1, 1 }, s2[3] = { 2, 2, 2 };
     load_conv(&m->stem, w, "res_model.conv1.weight", "res_model.bn1", 1, 64, 7, s122, 3, 1);
+    const char *e = getenv("CT_NN_NO_WINOGRAD");
+    const int no_wino = e && *e && strcmp(e, "0");
     int cin = 64;
     for (int l = 0; l < 4; l++)
         for (int blk = 0; blk < 2; blk++) {
@@ -210,11 +212,12 @@ struct nn_visd *nn_visd_new(const struct rec *w) {
             snprintf(ck, sizeof ck, "res_model.layer%d.%d.conv2.weight", l + 1, blk);
             snprintf(bk, sizeof bk, "res_model.layer%d.%d.bn2", l + 1, blk);
             load_conv(c2, w, ck, bk, c, c, 3, s1, d, d);
-            /* Winograd for the stride-1 convs of layers 1-3 (docs/encode.md: measured 2.7x, 1.9x
-             * and 1.4x faster than the direct path on a 112x256x352 window).  Not layer4: with
-             * dilation 4 on its 7x8x11 grid the sub-grids are 2x2x3 voxels, the tiles mostly
-             * padding, and it measured no faster while its transformed weights take 192 MB. */
-            if (l < 3) {
+            /* Winograd for the stride-1 convs of layers 1-3 (docs/encode.md: the direct path takes
+             * 2.7x, 1.8x and 2.1x longer on these convs of a 112x256x352 window).  Not layer4:
+             * with dilation 4 on its 7x8x11 grid the sub-grids are 2x2x3 voxels, the tiles mostly
+             * padding: 1.4x faster per conv (0.07 s instead of 0.1) but its transformed weights
+             * would take 192 MB.  CT_NN_NO_WINOGRAD=1 keeps the direct path (A/B tests). */
+            if (l < 3 && !no_wino) {
                 if (c1->p.stride[0] == 1) c1->wino = nn_wino_new(c1->w, c1->c_out, c1->c_in);
                 c2->wino = nn_wino_new(c2->w, c2->c_out, c2->c_in);
             }
@@ -290,15 +293,10 @@ static float *grow(float **p, size_t *cap, size_t n) {
     return *p;
 }
 
-/* one conv of a block: Winograd when it has the weights for it (CT_NN_NO_WINOGRAD=1: never) */
+/* one conv of a block: Winograd when it has the weights for it */
 static int conv_run(const struct conv *c, float *y, const float *x, const int64_t gin[3], const struct nn_residual *r,
                     int n_threads) {
-    static int no_wino = -1;
-    if (no_wino < 0) {
-        const char *e = getenv("CT_NN_NO_WINOGRAD");
-        no_wino = e && *e && strcmp(e, "0");
-    }
-    if (c->wino && !no_wino) return nn_conv3d_wino(y, x, gin, c->wino, c->b, c->p.dil[0], r, 1, n_threads);
+    if (c->wino) return nn_conv3d_wino(y, x, gin, c->wino, c->b, c->p.dil[0], r, 1, n_threads);
     return nn_conv3d(y, x, c->c_in, gin, c->c_out, c->w, c->b, &c->p, r, 1, n_threads);
 }
 

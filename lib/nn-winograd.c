@@ -250,7 +250,8 @@ static void input_transform(const struct wino_job *j, int64_t r0, int64_t r1, fl
                         }
                     /* along D (a -> i), then H (b -> j) */
 #pragma GCC unroll 4
-                    for (int b = 0; b < 4; b++) BT(w[0][b], w[1][b], w[2][b], w[3][b], w[0][b], w[1][b], w[2][b], w[3][b]);
+                    for (int b = 0; b < 4; b++)
+                        BT(w[0][b], w[1][b], w[2][b], w[3][b], w[0][b], w[1][b], w[2][b], w[3][b]);
 #pragma GCC unroll 4
                     for (int i = 0; i < 4; i++) {
                         vf v0, v1, v2, v3;
@@ -322,7 +323,8 @@ static void output_transform(const struct wino_job *j, int64_t r0, int64_t r1, c
                         if (has_res && res->step == 1) {
                             xr = res->x + co * j->L + (D0 * H + H0) * W + W0;
                         } else if (has_res) {
-                            xr = res->x + ((co * res->shape[0] + 2 * D0) * res->shape[1] + 2 * H0) * res->shape[2] + 2 * W0;
+                            const int64_t *g = res->shape;
+                            xr = res->x + ((co * g[0] + 2 * D0) * g[1] + 2 * H0) * g[2] + 2 * W0;
                             rs = 2 * d;
                         }
                         if (d == 1) {
@@ -378,14 +380,16 @@ static void chunk_item(void *ctx, int64_t c, int tid) {
  * another.  Planes n floats long are therefore spaced by a multiple of 4 KB plus one cache line. */
 static int64_t plane_stride(int64_t n) { return round_up(n, 1024) + 16; }
 
-/* tiles per chunk: V and M of a chunk (64 * (c_in + c_out) * tiles floats) within a budget that
- * keeps the GEMMs' operands cache-resident (overridable with CT_NN_WINO_TILES for tuning) */
+/* Tiles per chunk.  Each chunk streams all of U (64 * c_out * c_in floats: 1 MB for 64 channels,
+ * 16 MB for 256) through the cache for its GEMMs, so wide convs want long chunks; narrow ones
+ * gain nothing beyond ~128 tiles, where V and M (64 * (c_in + c_out) floats per tile) still sit
+ * in L2/L3.  Measured on layers 1-3 of the encoder; CT_NN_WINO_TILES=N overrides (tuning). */
 static int64_t chunk_tiles(int c_in, int c_out) {
     const char *e = getenv("CT_NN_WINO_TILES");
     long n;
     if (e && ct_parse_long(e, &n) == 0 && n >= 1) return n;
-    int64_t t = ((int64_t)4 << 20) / (64 * (int64_t)(c_in + c_out) * (int64_t)sizeof(float));
-    return t < 64 ? 64 : t;
+    int64_t t = (int64_t)c_in * c_out / 32;
+    return t < 128 ? 128 : t;
 }
 
 int nn_conv3d_wino(float *y, const float *x, const int64_t in[3], const struct nn_wino *u, const float *b, int dil,

@@ -1,6 +1,7 @@
 /*
  * nn.c - 3-D convolution (vol2col + sgemm), pooling, pointwise projections and BN folding.
- * The only file of ctvis that includes <cblas.h>.  See nn.h for the conventions.
+ * With nn-winograd.c, the only files of ctvis that include <cblas.h>.  See nn.h for the
+ * conventions.
  */
 #include "nn.h"
 

@@ -1,6 +1,7 @@
 /*
  * nn.h - the neural-network ops of ctvis (3-D convolution, pooling, token projections) and the
- * ViSD-Boost image encoder built from them.  The only module that includes <cblas.h>.
+ * ViSD-Boost image encoder built from them.  Its files (lib/nn*.c) are the only ones that include
+ * <cblas.h>.
  *
  * Activations are float32, channels first, C order: a feature map is [C, D, H, W] (one sample,
  * no batch axis), exactly PyTorch's NCDHW memory with N = 1.  Convolution weights are PyTorch's
@@ -17,8 +18,10 @@
  * GEMM per kernel tap on a padded copy of the input (no vol2col), the others as vol2col (a
  * column buffer of a few MB) + one sgemm.  n_threads > 1 splits the chunks over pthreads, each
  * calling a single-threaded sgemm (measured faster than OpenBLAS's own threads here: see
- * docs/encode.md).  Results are deterministic for a given n_threads; the chunking, and so the
- * last bits, may change with it.
+ * docs/encode.md).  The 3x3x3 stride-1 convs can instead run as Winograd F(2x2x2, 3x3x3)
+ * (nn_conv3d_wino below, lib/nn-winograd.c): 3.375x fewer multiplications, same results to ~1e-6.
+ * Results are deterministic for a given n_threads; the chunking, and so the last bits, may change
+ * with it.
  *
  * Functions return 0, or -1 with ct_lasterr() set; they never print or exit.
  */
