@@ -66,6 +66,17 @@ int nn_conv3d(float *y, const float *x, int c_in, const int64_t in[3], int c_out
               const float *b, const struct nn_conv3d_params *p, const struct nn_residual *res, int relu,
               int n_threads);
 
+/* The same as nn_conv3d, as one GEMM per kernel tap over only the outputs whose input for that
+ * tap lies inside the volume, so that no multiplication meets the zero padding: for convs where
+ * the padding dominates (layer4 of the encoder, dilation 4 on a 7x8x11 grid: 31% of the dense
+ * work, nn_conv3d_valid_fraction).  wt holds the weights tap-major, [k0 * k1 * k2][c_out][c_in]
+ * (nn_weights_tap_major converts PyTorch's [c_out][c_in][k0 * k1 * k2]). */
+int    nn_conv3d_boxes(float *y, const float *x, int c_in, const int64_t in[3], int c_out, const float *wt,
+                       const float *b, const struct nn_conv3d_params *p, const struct nn_residual *res, int relu,
+                       int n_threads);
+void   nn_weights_tap_major(float *wt, const float *w, int c_out, int c_in, int n_taps);
+double nn_conv3d_valid_fraction(const int64_t in[3], const struct nn_conv3d_params *p);
+
 /* Winograd F(2x2x2, 3x3x3) for the 3x3x3 stride-1 convs with padding = dilation (the output keeps
  * the input's grid): 3.375x fewer multiplications than the direct conv (lib/nn-winograd.c says
  * how).  nn_wino_new transforms the weights w [c_out, c_in, 3, 3, 3] once (64 * c_out * c_in

@@ -276,6 +276,62 @@ static void test_winograd(void) {
     nn_wino_free(u);
 }
 
+/* the per-tap box path (no multiplication on padding) against the naive loop: layer4-like
+ * dilation 4 on 7x8x11 and its strided conv, inputs smaller than the dilated kernel (taps with no
+ * output), anisotropic kernels and strides, residual / in place / shortcut A, 1 and 2 threads */
+static void test_boxes(void) {
+    struct conv_case cases[] = {
+        { "boxes dil 4 on 7x8x11", 9, 7, { 7, 8, 11 }, P(3, 3, 3, 1, 1, 1, 4, 4, 4, 4), 3 },
+        { "boxes s2 dil 4 shortcut A", 5, 8, { 14, 16, 21 }, P(3, 3, 3, 2, 2, 2, 4, 4, 4, 4), 2 },
+        { "boxes dil 4 on 1x1x1", 3, 4, { 1, 1, 1 }, P(3, 3, 3, 1, 1, 1, 4, 4, 4, 4), 1 },
+        { "boxes dil 3 on 2x5x3", 4, 3, { 2, 5, 3 }, P(3, 3, 3, 1, 1, 1, 3, 3, 3, 3), 0 },
+        { "boxes 2x3x4 s(3,1,2) p(0,1,2)", 3, 2, { 8, 6, 9 }, P(2, 3, 4, 3, 1, 2, 0, 1, 2, 1), 0 },
+        { "boxes 7^3 s(1,2,2) p3", 1, 5, { 5, 9, 8 }, P(7, 7, 7, 1, 2, 2, 3, 3, 3, 1), 0 },
+    };
+    for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+        struct conv_case *c = &cases[t];
+        int64_t out[3];
+        nn_conv3d_out_shape(c->in, &c->p, out);
+        const int nk = c->p.k[0] * c->p.k[1] * c->p.k[2];
+        float *x = rand_buf(c->cin * vol3(c->in)), *w = rand_buf(c->cout * c->cin * nk), *b = rand_buf(c->cout);
+        float *wt = ct_xaligned((size_t)(c->cout * c->cin * nk) * sizeof(float));
+        nn_weights_tap_major(wt, w, c->cout, c->cin, nk);
+        int64_t ny = c->cout * vol3(out);
+        double *ref = ct_xmalloc((size_t)ny * sizeof(double));
+        float *rx = c->res == 1 || c->res == 3 ? rand_buf(ny) : NULL;
+        struct nn_residual r = { .x = rx, .c = c->cout, .step = 1 };
+        memcpy(r.shape, out, sizeof r.shape);
+        if (c->res == 2) {
+            r = (struct nn_residual){ .x = x, .c = c->cin, .step = 2 };
+            memcpy(r.shape, c->in, sizeof r.shape);
+        }
+        conv_naive(ref, x, c->cin, c->in, c->cout, w, b, &c->p, c->res ? &r : NULL, 1);
+        for (int th = 1; th <= 2; th++) {
+            float *y = ct_xaligned((size_t)ny * sizeof(float));
+            struct nn_residual ry = r;
+            if (c->res == 3) {
+                memcpy(y, rx, (size_t)ny * sizeof(float));
+                ry.x = y;
+            }
+            int rc = nn_conv3d_boxes(y, x, c->cin, c->in, c->cout, wt, b, &c->p, c->res ? &ry : NULL, 1, th);
+            double e = rc == 0 ? max_rel_err(y, ref, ny) : 1;
+            CHECK(rc == 0 && e < 1e-5, "conv %s, %d thread(s), vs naive loop: max err %.2g", c->name, th, e);
+            free(y);
+        }
+        free(x);
+        free(w);
+        free(wt);
+        free(b);
+        free(rx);
+        free(ref);
+    }
+    /* layer4 of a 112x256x352 window: 5200 of its 27 * 616 (tap, output) pairs meet the input */
+    int64_t g4[3] = { 7, 8, 11 };
+    struct nn_conv3d_params p4 = P(3, 3, 3, 1, 1, 1, 4, 4, 4, 4);
+    double f = nn_conv3d_valid_fraction(g4, &p4);
+    CHECK(fabs(f - 5200.0 / 16632.0) < 1e-12, "valid fraction of dilation 4 on 7x8x11: %.4f", f);
+}
+
 static void pool_naive(float *y, const float *x, int c, const int64_t in[3], int k, int s, int p) {
     int64_t o[3];
     for (int a = 0; a < 3; a++) o[a] = nn_conv_out_len(in[a], k, s, p, 1);
@@ -424,6 +480,7 @@ int main(void) {
     test_constant();
     test_conv_cases();
     test_winograd();
+    test_boxes();
     test_pool();
     test_stem_fused();
     test_pointwise();
