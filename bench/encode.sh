@@ -3,7 +3,8 @@
 # PyTorch reference model (same architecture, same seeded random weights, same input) at 1 and 2
 # threads, plus OpenBLAS's sgemm ceiling on this machine.  Prints wall times, the speed ratio,
 # effective GFLOP/s over the trunk (conv1 .. layer4: its dense count, 301.7 GMAC, over the time;
-# encode's Winograd convs do fewer real multiplications), peak RSS and the time of each stage.
+# encode does fewer real multiplications: Winograd in layers 1-3, no multiplication on padding in
+# layer4), peak RSS and the time of each stage.
 # Not a test.
 #
 #   bench/encode.sh            (make bench runs every bench/*.sh)
@@ -72,5 +73,6 @@ echo
 echo "compute_s: encode's trunk (conv1..layer4) as logged by -v; torch's forward (trunk + proj1..4 at every"
 echo "token) timed in-process.  wall_s: whole processes (encode: + weights load, I/O, proj at flagged"
 echo "tokens; torch: + python/torch start-up and loading).  eff_GFLOP/s: the trunk's dense count (301.7 GMAC)"
-echo "over compute_s: encode's layers 1-3 run as Winograd F(2x2x2,3x3x3) (3.375x fewer multiplications), so"
-echo "it can pass the sgemm ceiling.  eff_%peak: of 'sgemm 4096^3' above, same threads."
+echo "over compute_s: encode runs layers 1-3 as Winograd F(2x2x2,3x3x3) (3.375x fewer multiplications) and"
+echo "skips the multiplications on padding in layer4, so it can pass the sgemm ceiling.  eff_%peak: of"
+echo "'sgemm 4096^3' above, same threads."

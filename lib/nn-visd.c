@@ -25,7 +25,7 @@ static const int stage_dil[NN_VISD_STAGES] = { 1, 1, 2, 4 };
 struct conv {
     struct nn_conv3d_params p;
     int                     c_in, c_out;
-    float                  *w;        /* [c_out, c_in, k0, k1, k2], BN folded */
+    float                  *w;        /* [c_out, c_in, k0, k1, k2], BN folded (NULL with wino) */
     float                  *b;        /* [c_out] */
     struct nn_wino         *wino;     /* Winograd weights of a stride-1 conv, or NULL */
     int                     boxes;    /* w is tap-major, [27][c_out][c_in], for nn_conv3d_boxes */
@@ -194,6 +194,14 @@ static void load_conv(struct conv *c, const struct rec *w, const char *conv_key,
                get(w, "%s.running_mean", bn_mod), get(w, "%s.running_var", bn_mod), 1e-5);
 }
 
+/* replace c's weights by their Winograd transform (64 / 27 times their size) */
+static void use_wino(struct conv *c) {
+    c->wino = nn_wino_new(c->w, c->c_out, c->c_in);
+    CT_ASSERT(c->wino);
+    free(c->w);
+    c->w = NULL;
+}
+
 /* replace c's weights by their tap-major layout (same size) for nn_conv3d_boxes */
 static void use_boxes(struct conv *c) {
     const int n_taps = c->p.k[0] * c->p.k[1] * c->p.k[2];
@@ -230,8 +238,8 @@ struct nn_visd *nn_visd_new(const struct rec *w) {
              * padding: 1.4x faster per conv (0.07 s instead of 0.1) but its transformed weights
              * would take 192 MB.  CT_NN_NO_WINOGRAD=1 keeps the direct path (A/B tests). */
             if (l < 3 && !no_wino) {
-                if (c1->p.stride[0] == 1) c1->wino = nn_wino_new(c1->w, c1->c_out, c1->c_in);
-                c2->wino = nn_wino_new(c2->w, c2->c_out, c2->c_in);
+                if (c1->p.stride[0] == 1) use_wino(c1);
+                use_wino(c2);
             }
             /* layer4: one GEMM per tap over the outputs whose input is not padding
              * (nn_conv3d_boxes: 31% of the dense work on the 7x8x11 grid, 59% for the strided
