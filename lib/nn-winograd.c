@@ -31,14 +31,16 @@
  *     reads E[t], O[t], E[t+1], O[t+1], so the input transform runs on 16 tiles at a time with
  *     plain vector loads.  With dilation d the input is first split into its d^3 interleaved
  *     sub-grids (phases: positions p, p + d, p + 2d ... on each axis): a dilated conv is an
- *     undilated conv on each sub-grid, so the same tiles serve layer3/4 of the encoder.
- *  2. the tile rows (sub-grid, tile depth, tile row) are cut into chunks of a few hundred tiles;
+ *     undilated conv on each sub-grid, so the same tiles serve dilated convs (layer3 of the
+ *     encoder), the sub-grids' tiles sharing the chunks and GEMMs.
+ *  2. the tile rows (sub-grid, tile depth, tile row) are cut into chunks of 128 tiles or more;
  *     per chunk (spread over the threads): input transform into V (64 x c_in x tiles, a few MB),
  *     64 sgemm calls into M, output transform + bias + residual + ReLU straight into y.
  *  Tiles hanging over the border read zero padding; their outputs outside the grid are dropped.
  *
  * The data transforms use GCC/clang vector extensions (16 floats: one AVX-512 register; the
- * compiler splits them on narrower machines), no intrinsics.
+ * compiler splits them on narrower machines); the only intrinsic is a masked store for the last
+ * partial vector of a row when AVX-512 is there (a scalar loop otherwise).
  */
 #include <cblas.h>
 #include <stdlib.h>
@@ -50,6 +52,12 @@
 #include "ct.h"
 #include "nn-impl.h"
 #include "nn.h"
+
+#if defined(__GNUC__) && !defined(__clang__)
+/* without AVX-512 (ARCH= builds) gcc notes that 64-byte vector returns change the ABI: these
+ * helpers are static inline, no ABI is involved */
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
 
 #define VL 16   /* floats per vector */
 typedef float vf __attribute__((vector_size(VL * sizeof(float))));
