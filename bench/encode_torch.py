@@ -3,7 +3,9 @@ architecture as `encode`) in eval mode under torch.no_grad(), BatchNorm not fold
 run), on the image of the first ct.window/1 record, loaded from the same ct.weights/1 file.
 
     /usr/bin/python3 bench/encode_torch.py WEIGHTS WINDOW THREADS
-prints "torch_seconds S" (best of REPEAT forward passes, default 1) and "torch_gflops G".
+prints "torch_seconds S" (best of REPEAT forward passes, default 1), "torch_gflops G" (dense MACs
+of the trunk over S) and "torch_stage NAME S" for the stem (conv1 + bn1 + ReLU + max-pool) and
+layer1..4 of that pass (forward hooks, timed in the same pass).
 """
 import os, sys, time
 
@@ -22,13 +24,31 @@ sd = {k: torch.from_numpy(a.copy()) for k, a in next(reflib.read_stream(open(wpa
 enc = visd_ref.encoder_from_state_dict(sd)
 img = next(reflib.read_stream(open(win, "rb")))["tensors"]["image"]
 x = torch.from_numpy(img.copy())[None, None]
-best = 1e30
+marks = {}
+rm = enc.res_model
+
+
+def mark(name):
+    return lambda *args: marks.__setitem__(name, time.perf_counter())
+
+
+rm.conv1.register_forward_pre_hook(mark("stem"))
+rm.maxpool.register_forward_hook(mark("stem_end"))
+for i in range(1, 5):
+    getattr(rm, "layer%d" % i).register_forward_pre_hook(mark("layer%d" % i))
+    getattr(rm, "layer%d" % i).register_forward_hook(mark("layer%d_end" % i))
+best, stages = 1e30, {}
 with torch.no_grad():
     for _ in range(repeat):
         t = time.perf_counter()
         out = enc(x)
-        best = min(best, time.perf_counter() - t)
+        dt = time.perf_counter() - t
+        if dt < best:
+            best = dt
+            stages = {k: marks[k + "_end"] - marks[k] for k in ["stem"] + ["layer%d" % i for i in range(1, 5)]}
 macs = sum(v for k, v in visd_ref.trunk_macs(*img.shape).items() if not k.startswith("proj"))
 print("torch_seconds %.3f" % best)
 print("torch_gflops %.1f" % (2 * macs / best * 1e-9))
 print("torch_threads %d" % torch.get_num_threads())
+for k, v in stages.items():
+    print("torch_stage %s %.3f" % (k, v))

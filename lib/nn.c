@@ -1,6 +1,7 @@
 /*
  * nn.c - 3-D convolution (vol2col + sgemm), pooling, pointwise projections and BN folding.
- * The only file of ctvis that includes <cblas.h>.  See nn.h for the conventions.
+ * With nn-winograd.c, the only files of ctvis that include <cblas.h>.  See nn.h for the
+ * conventions.
  */
 #include "nn.h"
 
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "ct.h"
+#include "nn-impl.h"
 
 /* OpenBLAS extensions (declared by its cblas.h too, repeated here for other BLAS headers) */
 void openblas_set_num_threads(int num_threads);
@@ -42,10 +44,8 @@ static void blas_threads(int n) {
     }
 }
 
-typedef void (*work_fn)(void *ctx, int64_t item, int tid);
-
 struct pool {
-    work_fn         fn;
+    nn_work_fn      fn;
     void           *ctx;
     int64_t         n_items;
     atomic_llong    next;
@@ -67,9 +67,8 @@ static void *worker_main(void *arg) {
     return NULL;
 }
 
-/* Run fn(ctx, item, tid) for item in [0, n_items) on up to n_threads threads (tid < n_threads);
- * items are handed out in order.  The calling thread is worker 0. */
-static void parallel_for(int n_threads, int64_t n_items, work_fn fn, void *ctx) {
+/* see nn-impl.h */
+void nn_parallel_for(int n_threads, int64_t n_items, nn_work_fn fn, void *ctx) {
     if (n_threads > n_items) n_threads = (int)n_items;
     if (n_threads < 1) n_threads = 1;
     blas_threads(1);
@@ -288,7 +287,7 @@ static int64_t rows_per_item(int64_t K, int64_t Wo, int64_t n_rows, int n_thread
 static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct { float *p; size_t n; } pool_free[POOL_SLOTS];
 
-static float *scratch_get(size_t nfloats) {
+float *nn_scratch_get(size_t nfloats) {
     float *p = NULL;
     pthread_mutex_lock(&pool_mu);
     int best = -1;
@@ -308,7 +307,7 @@ static float *scratch_get(size_t nfloats) {
     return p;
 }
 
-static void scratch_put(float *p) {
+void nn_scratch_put(float *p) {
     if (!p) return;
     size_t n;
     memcpy(&n, p - 16, sizeof n);
@@ -337,15 +336,15 @@ void nn_scratch_release(void) {
     pthread_mutex_unlock(&pool_mu);
 }
 
-static float **alloc_cols(int n, size_t nfloats) {
+float **nn_scratch_get_n(int n, size_t nfloats) {
     float **c = ct_xcalloc((size_t)n, sizeof *c);
-    for (int t = 0; t < n; t++) c[t] = scratch_get(nfloats);
+    for (int t = 0; t < n; t++) c[t] = nn_scratch_get(nfloats);
     return c;
 }
 
-static void free_cols(float **c, int n) {
+void nn_scratch_put_n(float **c, int n) {
     if (!c) return;
-    for (int t = 0; t < n; t++) scratch_put(c[t]);
+    for (int t = 0; t < n; t++) nn_scratch_put(c[t]);
     free(c);
 }
 
@@ -458,13 +457,10 @@ static void conv_taps(struct conv_job *j, int n_threads) {
             for (int e = 0; e < p->k[2]; e++, k++)
                 t.off[k] = ((int64_t)a * p->dil[0] * t.Hp + (int64_t)b * p->dil[1]) * t.Wp + (int64_t)e * p->dil[2];
     /* weights per tap: wt[k][co][ci] = w[co][ci][k] */
-    t.wt = scratch_get((size_t)t.n_taps * j->c_out * j->c_in);
-    for (int co = 0; co < j->c_out; co++)
-        for (int ci = 0; ci < j->c_in; ci++)
-            for (k = 0; k < t.n_taps; k++)
-                t.wt[((int64_t)k * j->c_out + co) * j->c_in + ci] = j->w[((int64_t)co * j->c_in + ci) * t.n_taps + k];
-    t.xp = scratch_get((size_t)(j->c_in * t.ldx));
-    parallel_for(n_threads, j->c_in, tap_pad_item, &t);
+    t.wt = nn_scratch_get((size_t)t.n_taps * j->c_out * j->c_in);
+    nn_weights_tap_major(t.wt, j->w, j->c_out, j->c_in, t.n_taps);
+    t.xp = nn_scratch_get((size_t)(j->c_in * t.ldx));
+    nn_parallel_for(n_threads, j->c_in, tap_pad_item, &t);
     t.n_prows = j->out[0] * t.Hp;
     t.prows_per_item = 2048 / t.Wp < 1 ? 1 : 2048 / t.Wp;
     if (n_threads > 1 && (t.n_prows + t.prows_per_item - 1) / t.prows_per_item < 2 * n_threads)
@@ -472,21 +468,147 @@ static void conv_taps(struct conv_job *j, int n_threads) {
     if (t.prows_per_item > t.n_prows) t.prows_per_item = t.n_prows;
     int64_t n_items = (t.n_prows + t.prows_per_item - 1) / t.prows_per_item;
     int nt = n_threads < n_items ? n_threads : (int)n_items;
-    t.cbuf = alloc_cols(nt, (size_t)(j->c_out * t.prows_per_item * t.Wp));
-    parallel_for(nt, n_items, tap_item, &t);
-    free_cols(t.cbuf, nt);
-    scratch_put(t.xp);
-    scratch_put(t.wt);
+    t.cbuf = nn_scratch_get_n(nt, (size_t)(j->c_out * t.prows_per_item * t.Wp));
+    nn_parallel_for(nt, n_items, tap_item, &t);
+    nn_scratch_put_n(t.cbuf, nt);
+    nn_scratch_put(t.xp);
+    nn_scratch_put(t.wt);
 }
 
-int nn_conv3d(float *y, const float *x, int c_in, const int64_t in[3], int c_out, const float *w,
-              const float *b, const struct nn_conv3d_params *p, const struct nn_residual *res, int relu,
-              int n_threads) {
-    struct conv_job j = { .y = y, .x = x, .c_in = c_in, .c_out = c_out, .w = w, .b = b, .p = p, .res = res,
-                          .relu = relu };
+/* ---- convs whose zero padding dominates: one GEMM per tap over only the outputs it reaches ----
+ *
+ * Along one axis, the outputs o whose input o*s - p + t*dil for tap t lies inside [0, n) form an
+ * interval, so per kernel tap they form a box, and so do their inputs (stepping by the stride).
+ * Layer4 of the encoder (dilation 4 on a 7x8x11 grid) meets real input in only 31% of its dense
+ * (tap, output) pairs.  Each tap's box of inputs is gathered once into [c_in, n_box]; then
+ * W_tap [c_out, c_in] x that gathered block is added onto the output box, which was pre-filled
+ * with bias + residual; ReLU last.  The threads split the output channels. */
+struct box {
+    int64_t lo[3], n[3];              /* outputs lo .. lo + n - 1 along each axis */
+    int64_t i0[3];                    /* the input of output lo */
+    int64_t nb;                       /* n[0] * n[1] * n[2] */
+    size_t  off;                      /* its gathered inputs [c_in][nb] at xb + off */
+};
+
+struct box_job {
+    struct conv_job *j;
+    const float     *wt;              /* [n_taps][c_out][c_in] */
+    float           *xb;              /* gathered inputs of every tap */
+    int              n_taps;
+    struct box      *bx;              /* [n_taps], box_plan allocates it */
+    int64_t          max_nb, co_per_item;
+    float          **tbuf;            /* per thread [co_per_item][max_nb] */
+};
+
+/* the tap's outputs (and first input) along one axis: i = o*s - p + off in [0, n), o in [0, out) */
+static void box_axis(int64_t n, int64_t out, int s, int p, int64_t off, int64_t *lo, int64_t *cnt, int64_t *i0) {
+    int64_t d = off - p;                          /* i = o*s + d */
+    int64_t a = d >= 0 ? 0 : (-d + s - 1) / s;    /* first o with i >= 0 */
+    int64_t b = n - 1 - d < 0 ? -1 : (n - 1 - d) / s;   /* last o with i <= n - 1 */
+    if (b > out - 1) b = out - 1;
+    *lo = a;
+    *cnt = b >= a ? b - a + 1 : 0;
+    *i0 = a * s + d;
+}
+
+static void box_gather_item(void *ctx, int64_t k, int tid) {
+    (void)tid;
+    const struct box_job *t = ctx;
+    const struct conv_job *j = t->j;
+    const struct box *bx = &t->bx[k];
+    if (!bx->nb) return;
+    const int64_t D = j->in[0], H = j->in[1], W = j->in[2];
+    const int *s = j->p->stride;
+    float *dst = t->xb + bx->off;
+    for (int ci = 0; ci < j->c_in; ci++)
+        for (int64_t a = 0; a < bx->n[0]; a++)
+            for (int64_t b = 0; b < bx->n[1]; b++, dst += bx->n[2]) {
+                const float *src =
+                    j->x + ((ci * D + bx->i0[0] + a * s[0]) * H + bx->i0[1] + b * s[1]) * W + bx->i0[2];
+                if (s[2] == 1) memcpy(dst, src, (size_t)bx->n[2] * sizeof *dst);
+                else
+                    for (int64_t e = 0; e < bx->n[2]; e++) dst[e] = src[e * s[2]];
+            }
+}
+
+static void box_item(void *ctx, int64_t item, int tid) {
+    const struct box_job *t = ctx;
+    const struct conv_job *j = t->j;
+    const int co0 = (int)(item * t->co_per_item);
+    const int nco = (int)(co0 + t->co_per_item <= j->c_out ? t->co_per_item : j->c_out - co0);
+    const int64_t Ho = j->out[1], Wo = j->out[2];
+    float *tb = t->tbuf[tid];
+    for (int k = 0; k < t->n_taps; k++) {
+        const struct box *bx = &t->bx[k];
+        if (!bx->nb) continue;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nco, (int)bx->nb, j->c_in, 1.0f,
+                    t->wt + ((int64_t)k * j->c_out + co0) * j->c_in, j->c_in, t->xb + bx->off, (int)bx->nb, 0.0f, tb,
+                    (int)bx->nb);
+        for (int c = 0; c < nco; c++) {
+            const float *src = tb + c * bx->nb;
+            for (int64_t a = 0; a < bx->n[0]; a++)
+                for (int64_t b = 0; b < bx->n[1]; b++, src += bx->n[2]) {
+                    float *dst = j->y + (co0 + c) * j->L + ((bx->lo[0] + a) * Ho + bx->lo[1] + b) * Wo + bx->lo[2];
+                    for (int64_t e = 0; e < bx->n[2]; e++) dst[e] += src[e];
+                }
+        }
+    }
+    if (j->relu) relu_rows(j->y + (int64_t)co0 * j->L, nco, j->L, j->L);
+}
+
+/* the boxes of every tap; returns the fraction of the dense (tap, output) pairs they hold */
+static double box_plan(struct box_job *t) {
+    const struct conv_job *j = t->j;
+    const struct nn_conv3d_params *p = j->p;
+    size_t off = 0;
+    int64_t valid = 0;
+    t->n_taps = p->k[0] * p->k[1] * p->k[2];
+    t->bx = ct_xcalloc((size_t)t->n_taps, sizeof *t->bx);
+    t->max_nb = 0;
+    int k = 0;
+    for (int a = 0; a < p->k[0]; a++)
+        for (int b = 0; b < p->k[1]; b++)
+            for (int e = 0; e < p->k[2]; e++, k++) {
+                struct box *bx = &t->bx[k];
+                const int tap[3] = { a, b, e };
+                bx->nb = 1;
+                for (int ax = 0; ax < 3; ax++) {
+                    box_axis(j->in[ax], j->out[ax], p->stride[ax], p->pad[ax], (int64_t)tap[ax] * p->dil[ax],
+                             &bx->lo[ax], &bx->n[ax], &bx->i0[ax]);
+                    bx->nb *= bx->n[ax];
+                }
+                bx->off = off;
+                off += (size_t)(bx->nb * j->c_in);
+                valid += bx->nb;
+                if (bx->nb > t->max_nb) t->max_nb = bx->nb;
+            }
+    return (double)valid / ((double)t->n_taps * (double)j->L);
+}
+
+static void conv_boxes(struct box_job *t, int n_threads) {
+    struct conv_job *j = t->j;
+    size_t n_xb = 0;
+    for (int k = 0; k < t->n_taps; k++) n_xb += (size_t)(t->bx[k].nb * j->c_in);
+    t->xb = nn_scratch_get(n_xb ? n_xb : 1);
+    nn_parallel_for(n_threads, t->n_taps, box_gather_item, t);
+    conv_prefill(j, 0, j->n_rows);
+    t->co_per_item = (j->c_out + n_threads - 1) / n_threads;
+    int64_t n_items = (j->c_out + t->co_per_item - 1) / t->co_per_item;
+    t->tbuf = nn_scratch_get_n(n_threads, (size_t)(t->co_per_item * (t->max_nb ? t->max_nb : 1)));
+    nn_parallel_for(n_threads, n_items, box_item, t);
+    nn_scratch_put_n(t->tbuf, n_threads);
+    nn_scratch_put(t->xb);
+}
+
+/* the checks and sizes common to the conv paths */
+static int conv_setup(struct conv_job *j, float *y, const float *x, int c_in, const int64_t in[3], int c_out,
+                      const float *w, const float *b, const struct nn_conv3d_params *p,
+                      const struct nn_residual *res, int relu) {
+    *j = (struct conv_job){ .y = y, .x = x, .c_in = c_in, .c_out = c_out, .w = w, .b = b, .p = p, .res = res,
+                            .relu = relu };
     if (c_in < 1 || c_out < 1) return ct_seterr("conv3d: bad channel counts %d -> %d", c_in, c_out);
-    if (check_params(p, in, j.out) != 0) return -1;
-    memcpy(j.in, in, sizeof j.in);
+    if (check_params(p, in, j->out) != 0) return -1;
+    memcpy(j->in, in, sizeof j->in);
     if (y == x) return ct_seterr("conv3d: output aliases the input");
     if (res) {
         if (res->step != 1 && res->step != 2) return ct_seterr("conv3d: residual step %d", res->step);
@@ -494,12 +616,20 @@ int nn_conv3d(float *y, const float *x, int c_in, const int64_t in[3], int c_out
         if (res->c > c_out) return ct_seterr("conv3d: residual has more channels than the output");
         for (int a = 0; a < 3; a++) {
             int64_t want = res->step == 1 ? res->shape[a] : (res->shape[a] + 1) / 2;
-            if (want != j.out[a]) return ct_seterr("conv3d: residual grid does not match the output");
+            if (want != j->out[a]) return ct_seterr("conv3d: residual grid does not match the output");
         }
     }
-    j.L = j.out[0] * j.out[1] * j.out[2];
-    j.K = (int64_t)c_in * p->k[0] * p->k[1] * p->k[2];
-    j.n_rows = j.out[0] * j.out[1];
+    j->L = j->out[0] * j->out[1] * j->out[2];
+    j->K = (int64_t)c_in * p->k[0] * p->k[1] * p->k[2];
+    j->n_rows = j->out[0] * j->out[1];
+    return 0;
+}
+
+int nn_conv3d(float *y, const float *x, int c_in, const int64_t in[3], int c_out, const float *w,
+              const float *b, const struct nn_conv3d_params *p, const struct nn_residual *res, int relu,
+              int n_threads) {
+    struct conv_job j;
+    if (conv_setup(&j, y, x, c_in, in, c_out, w, b, p, res, relu) != 0) return -1;
     if (n_threads < 1) n_threads = 1;
     if (use_taps(&j)) {
         conv_taps(&j, n_threads);
@@ -509,10 +639,41 @@ int nn_conv3d(float *y, const float *x, int c_in, const int64_t in[3], int c_out
     int64_t n_items = (j.n_rows + j.rows_per_item - 1) / j.rows_per_item;
     int nt = n_threads < n_items ? n_threads : (int)n_items;
     j.col_floats = (size_t)(j.K * j.rows_per_item * j.out[2]);
-    j.col = alloc_cols(nt, j.col_floats + vol2col_rowbuf(p, j.out[2]));
-    parallel_for(nt, n_items, conv_item, &j);
-    free_cols(j.col, nt);
+    j.col = nn_scratch_get_n(nt, j.col_floats + vol2col_rowbuf(p, j.out[2]));
+    nn_parallel_for(nt, n_items, conv_item, &j);
+    nn_scratch_put_n(j.col, nt);
     return 0;
+}
+
+int nn_conv3d_boxes(float *y, const float *x, int c_in, const int64_t in[3], int c_out, const float *wt,
+                    const float *b, const struct nn_conv3d_params *p, const struct nn_residual *res, int relu,
+                    int n_threads) {
+    struct conv_job j;
+    if (conv_setup(&j, y, x, c_in, in, c_out, wt, b, p, res, relu) != 0) return -1;
+    struct box_job t = { .j = &j, .wt = wt };
+    box_plan(&t);
+    conv_boxes(&t, n_threads < 1 ? 1 : n_threads);
+    free(t.bx);
+    return 0;
+}
+
+void nn_weights_tap_major(float *wt, const float *w, int c_out, int c_in, int n_taps) {
+    for (int co = 0; co < c_out; co++)
+        for (int ci = 0; ci < c_in; ci++) {
+            const float *src = w + ((int64_t)co * c_in + ci) * n_taps;
+            for (int k = 0; k < n_taps; k++) wt[((int64_t)k * c_out + co) * c_in + ci] = src[k];
+        }
+}
+
+double nn_conv3d_valid_fraction(const int64_t in[3], const struct nn_conv3d_params *p) {
+    struct conv_job j = { .p = p };
+    if (check_params(p, in, j.out) != 0) return 1.0;
+    memcpy(j.in, in, sizeof j.in);
+    j.L = j.out[0] * j.out[1] * j.out[2];
+    struct box_job t = { .j = &j };
+    double f = box_plan(&t);
+    free(t.bx);
+    return f;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -565,7 +726,7 @@ int nn_maxpool3d(float *y, const float *x, int c, const int64_t in[3], int k, in
         j.out[a] = nn_conv_out_len(in[a], k, s, p, 1);
         if (j.out[a] < 1) return ct_seterr("maxpool3d: input shorter than the kernel");
     }
-    parallel_for(n_threads, (int64_t)c * j.out[0], maxpool_item, &j);
+    nn_parallel_for(n_threads, (int64_t)c * j.out[0], maxpool_item, &j);
     return 0;
 }
 
@@ -654,14 +815,14 @@ int nn_conv3d_relu_maxpool(float *y, const float *x, int c_in, const int64_t in[
     j->rows_per_item = r < 1 ? 1 : r > j->out[1] ? j->out[1] : r;
     int nt = n_threads < j->out[0] ? n_threads : (int)j->out[0];
     j->col_floats = (size_t)(j->K * j->rows_per_item * j->out[2]);
-    j->col = alloc_cols(nt, j->col_floats + vol2col_rowbuf(p, j->out[2]));
-    s.plane = alloc_cols(nt, (size_t)(c_out * j->out[1] * j->out[2] + j->out[2]));   /* + a row buffer */
-    s.hp = scratch_get((size_t)(j->out[0] * c_out * s.pooled[1] * s.pooled[2]));
-    parallel_for(nt, j->out[0], stem_plane, &s);
-    free_cols(j->col, nt);
-    free_cols(s.plane, nt);
-    parallel_for(n_threads, (int64_t)c_out * s.pooled[0], stem_depth, &s);
-    scratch_put(s.hp);
+    j->col = nn_scratch_get_n(nt, j->col_floats + vol2col_rowbuf(p, j->out[2]));
+    s.plane = nn_scratch_get_n(nt, (size_t)(c_out * j->out[1] * j->out[2] + j->out[2]));   /* + a row buffer */
+    s.hp = nn_scratch_get((size_t)(j->out[0] * c_out * s.pooled[1] * s.pooled[2]));
+    nn_parallel_for(nt, j->out[0], stem_plane, &s);
+    nn_scratch_put_n(j->col, nt);
+    nn_scratch_put_n(s.plane, nt);
+    nn_parallel_for(n_threads, (int64_t)c_out * s.pooled[0], stem_depth, &s);
+    nn_scratch_put(s.hp);
     return 0;
 }
 

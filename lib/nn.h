@@ -1,6 +1,7 @@
 /*
  * nn.h - the neural-network ops of ctvis (3-D convolution, pooling, token projections) and the
- * ViSD-Boost image encoder built from them.  The only module that includes <cblas.h>.
+ * ViSD-Boost image encoder built from them.  Its files (lib/nn*.c) are the only ones that include
+ * <cblas.h>.
  *
  * Activations are float32, channels first, C order: a feature map is [C, D, H, W] (one sample,
  * no batch axis), exactly PyTorch's NCDHW memory with N = 1.  Convolution weights are PyTorch's
@@ -17,8 +18,10 @@
  * GEMM per kernel tap on a padded copy of the input (no vol2col), the others as vol2col (a
  * column buffer of a few MB) + one sgemm.  n_threads > 1 splits the chunks over pthreads, each
  * calling a single-threaded sgemm (measured faster than OpenBLAS's own threads here: see
- * docs/encode.md).  Results are deterministic for a given n_threads; the chunking, and so the
- * last bits, may change with it.
+ * docs/encode.md).  The 3x3x3 stride-1 convs can instead run as Winograd F(2x2x2, 3x3x3)
+ * (nn_conv3d_wino below, lib/nn-winograd.c): 3.375x fewer multiplications, same results to ~1e-6.
+ * Results are deterministic for a given n_threads; the chunking, and so the last bits, may change
+ * with it.
  *
  * Functions return 0, or -1 with ct_lasterr() set; they never print or exit.
  */
@@ -62,6 +65,28 @@ struct nn_residual {
 int nn_conv3d(float *y, const float *x, int c_in, const int64_t in[3], int c_out, const float *w,
               const float *b, const struct nn_conv3d_params *p, const struct nn_residual *res, int relu,
               int n_threads);
+
+/* The same as nn_conv3d, as one GEMM per kernel tap over only the outputs whose input for that
+ * tap lies inside the volume, so that no multiplication meets the zero padding: for convs where
+ * the padding dominates (layer4 of the encoder, dilation 4 on a 7x8x11 grid: 31% of the dense
+ * work, nn_conv3d_valid_fraction).  wt holds the weights tap-major, [k0 * k1 * k2][c_out][c_in]
+ * (nn_weights_tap_major converts PyTorch's [c_out][c_in][k0 * k1 * k2]). */
+int    nn_conv3d_boxes(float *y, const float *x, int c_in, const int64_t in[3], int c_out, const float *wt,
+                       const float *b, const struct nn_conv3d_params *p, const struct nn_residual *res, int relu,
+                       int n_threads);
+void   nn_weights_tap_major(float *wt, const float *w, int c_out, int c_in, int n_taps);
+double nn_conv3d_valid_fraction(const int64_t in[3], const struct nn_conv3d_params *p);
+
+/* Winograd F(2x2x2, 3x3x3) for the 3x3x3 stride-1 convs with padding = dilation (the output keeps
+ * the input's grid): 3.375x fewer multiplications than the direct conv (lib/nn-winograd.c says
+ * how).  nn_wino_new transforms the weights w [c_out, c_in, 3, 3, 3] once (64 * c_out * c_in
+ * floats); nn_conv3d_wino then computes the same as nn_conv3d with k 3, stride 1, pad = dil and
+ * dilation dil (any dil >= 1, any grid >= 1x1x1). */
+struct nn_wino;
+struct nn_wino *nn_wino_new(const float *w, int c_out, int c_in);
+void            nn_wino_free(struct nn_wino *u);   /* NULL-safe */
+int nn_conv3d_wino(float *y, const float *x, const int64_t in[3], const struct nn_wino *u, const float *b, int dil,
+                   const struct nn_residual *res, int relu, int n_threads);
 
 /* y = maxpool3d(x) with cubic kernel k, stride s, padding p on every axis; the padding counts as
  * -inf (PyTorch's max_pool3d).  x [c, in[0..2]]; y [c, out] with out = nn_conv_out_len(in, k, s, p, 1). */

@@ -163,7 +163,7 @@ static int process(struct ctx *c, struct rec *r, struct rec_writer *out, int arg
         c->t_trunk += dt;
         c->macs += macs;
         c->n_runs++;
-        ct_log(1, "record %ld (id %s): trunk on %s in %.2f s (%.1f GFLOP/s)", r->index, r->id,
+        ct_log(1, "record %ld (id %s): trunk on %s in %.2f s (%.1f GFLOP/s effective)", r->index, r->id,
                tn_shape_str(img, sh, sizeof sh), dt, 2 * macs / dt * 1e-9);
         cache_store(&c->cache, img);
     }
@@ -287,8 +287,8 @@ int main(int argc, char **argv) {
     if (c.weights_untrained && c.n_written)
         ct_warn("%s: untrained (random) weights: the %ld records written are for testing only", o.weights, c.n_written);
     if (c.n_runs)
-        ct_log(1, "%ld trunk runs (%ld reused) in %.2f s, %.1f GFLOP/s, peak RSS %ld MB", c.n_runs, c.n_reused,
-               c.t_trunk, 2 * c.macs / c.t_trunk * 1e-9, ct_peak_rss_kb() / 1024);
+        ct_log(1, "%ld trunk runs (%ld reused) in %.2f s, %.1f GFLOP/s effective, peak RSS %ld MB", c.n_runs,
+               c.n_reused, c.t_trunk, 2 * c.macs / c.t_trunk * 1e-9, ct_peak_rss_kb() / 1024);
     nn_visd_free(c.model);
     free(c.cache.image);
     free((void *)c.weights_id);

@@ -200,6 +200,138 @@ static void test_conv_cases(void) {
     }
 }
 
+/* Winograd F(2x2x2, 3x3x3) against the naive loop: 3^3 stride 1, pad = dilation; odd sizes,
+ * 1-voxel axes, rows longer than one vector (32 outputs), residual / in place / ReLU fusion,
+ * dilations 2..4 (sub-grids), fewer residual channels than outputs, tiny and 1-row chunks. */
+struct wino_case {
+    const char *name;
+    int         cin, cout;
+    int64_t     in[3];
+    int         dil, res, relu;   /* res: 0 none, 1 identity, 3 identity in place, 4 on 2 channels,
+                                   * 2 shortcut A (x on the doubled grid, 2 channels) */
+    const char *tiles;            /* CT_NN_WINO_TILES for the case, NULL = default */
+};
+
+static void test_winograd(void) {
+    struct wino_case cases[] = {
+        { "1x1x1", 3, 5, { 1, 1, 1 }, 1, 0, 1, NULL },
+        { "5x7x9 residual", 4, 6, { 5, 7, 9 }, 1, 1, 1, NULL },
+        { "1x2x1 no relu", 2, 3, { 1, 2, 1 }, 1, 0, 0, NULL },
+        { "4x31x37 in place", 16, 16, { 4, 31, 37 }, 1, 3, 1, NULL },
+        { "6x9x70 rows of 3 vectors", 17, 19, { 6, 9, 70 }, 1, 1, 0, NULL },
+        { "3x5x66 1-tile chunks", 5, 7, { 3, 5, 66 }, 1, 3, 1, "1" },
+        { "7x8x33 5-tile chunks", 6, 4, { 7, 8, 33 }, 1, 4, 1, "5" },
+        { "3x4x37 shortcut A", 6, 5, { 3, 4, 37 }, 1, 2, 1, NULL },
+        { "dil 2 on 2x1x3", 5, 3, { 2, 1, 3 }, 2, 0, 1, NULL },
+        { "dil 2 on 5x6x7 shortcut A", 2, 4, { 5, 6, 7 }, 2, 2, 1, "4" },
+        { "dil 2 on 14x16x22 in place", 8, 8, { 14, 16, 22 }, 2, 3, 1, NULL },
+        { "dil 3 on 3x70x45", 3, 4, { 3, 70, 45 }, 3, 1, 0, NULL },
+        { "dil 4 on 7x8x11 residual", 6, 8, { 7, 8, 11 }, 4, 1, 1, NULL },
+        { "dil 4 on 7x8x11 3-tile chunks", 6, 8, { 7, 8, 11 }, 4, 3, 1, "3" },
+    };
+    for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+        struct wino_case *c = &cases[t];
+        struct nn_conv3d_params p = P(3, 3, 3, 1, 1, 1, c->dil, c->dil, c->dil, c->dil);
+        const int64_t n = vol3(c->in), ny = c->cout * n;
+        float *x = rand_buf(c->cin * n), *w = rand_buf(c->cout * c->cin * 27), *b = rand_buf(c->cout);
+        int64_t big[3] = { 2 * c->in[0] - 1, 2 * c->in[1], 2 * c->in[2] - 1 };   /* ceil(big / 2) = in */
+        float *rx = c->res == 2 ? rand_buf(2 * vol3(big)) : c->res ? rand_buf(ny) : NULL;
+        struct nn_residual r = { .x = rx, .c = c->res == 4 || c->res == 2 ? 2 : c->cout, .step = c->res == 2 ? 2 : 1 };
+        memcpy(r.shape, c->res == 2 ? big : c->in, sizeof r.shape);
+        double *ref = ct_xmalloc((size_t)ny * sizeof(double));
+        conv_naive(ref, x, c->cin, c->in, c->cout, w, b, &p, c->res ? &r : NULL, c->relu);
+        struct nn_wino *u = nn_wino_new(w, c->cout, c->cin);
+        if (c->tiles) setenv("CT_NN_WINO_TILES", c->tiles, 1);
+        for (int th = 1; th <= 2; th++) {
+            float *y = ct_xaligned((size_t)ny * sizeof(float));
+            struct nn_residual ry = r;
+            if (c->res == 3) {
+                memcpy(y, rx, (size_t)ny * sizeof(float));
+                ry.x = y;
+            }
+            int rc = nn_conv3d_wino(y, x, c->in, u, b, c->dil, c->res ? &ry : NULL, c->relu, th);
+            double e = rc == 0 ? max_rel_err(y, ref, ny) : 1;
+            CHECK(rc == 0 && e < 1e-5, "winograd %s, %d thread(s), vs naive loop: max err %.2g of max |ref|", c->name,
+                  th, e);
+            free(y);
+        }
+        unsetenv("CT_NN_WINO_TILES");
+        nn_wino_free(u);
+        free(x);
+        free(w);
+        free(b);
+        free(rx);
+        free(ref);
+    }
+    /* refusals: a residual step other than 1 or 2, a residual on another grid */
+    int64_t in[3] = { 2, 2, 2 };
+    float x[8] = { 0 }, w[27] = { 0 }, y[8];
+    struct nn_wino *u = nn_wino_new(w, 1, 1);
+    struct nn_residual r = { .x = x, .c = 1, .step = 3, .shape = { 4, 4, 4 } };
+    CHECK(nn_conv3d_wino(y, x, in, u, NULL, 1, &r, 1, 1) == -1 && strstr(ct_lasterr(), "step"),
+          "winograd refuses a residual of step 3");
+    r.step = 1;
+    CHECK(nn_conv3d_wino(y, x, in, u, NULL, 1, &r, 1, 1) == -1 && strstr(ct_lasterr(), "grid"),
+          "winograd refuses a residual on another grid");
+    nn_wino_free(u);
+}
+
+/* the per-tap box path (no multiplication on padding) against the naive loop: layer4-like
+ * dilation 4 on 7x8x11 and its strided conv, inputs smaller than the dilated kernel (taps with no
+ * output), anisotropic kernels and strides, residual / in place / shortcut A, 1 and 2 threads */
+static void test_boxes(void) {
+    struct conv_case cases[] = {
+        { "boxes dil 4 on 7x8x11", 9, 7, { 7, 8, 11 }, P(3, 3, 3, 1, 1, 1, 4, 4, 4, 4), 3 },
+        { "boxes s2 dil 4 shortcut A", 5, 8, { 14, 16, 21 }, P(3, 3, 3, 2, 2, 2, 4, 4, 4, 4), 2 },
+        { "boxes dil 4 on 1x1x1", 3, 4, { 1, 1, 1 }, P(3, 3, 3, 1, 1, 1, 4, 4, 4, 4), 1 },
+        { "boxes dil 3 on 2x5x3", 4, 3, { 2, 5, 3 }, P(3, 3, 3, 1, 1, 1, 3, 3, 3, 3), 0 },
+        { "boxes 2x3x4 s(3,1,2) p(0,1,2)", 3, 2, { 8, 6, 9 }, P(2, 3, 4, 3, 1, 2, 0, 1, 2, 1), 0 },
+        { "boxes 7^3 s(1,2,2) p3", 1, 5, { 5, 9, 8 }, P(7, 7, 7, 1, 2, 2, 3, 3, 3, 1), 0 },
+    };
+    for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+        struct conv_case *c = &cases[t];
+        int64_t out[3];
+        nn_conv3d_out_shape(c->in, &c->p, out);
+        const int nk = c->p.k[0] * c->p.k[1] * c->p.k[2];
+        float *x = rand_buf(c->cin * vol3(c->in)), *w = rand_buf(c->cout * c->cin * nk), *b = rand_buf(c->cout);
+        float *wt = ct_xaligned((size_t)(c->cout * c->cin * nk) * sizeof(float));
+        nn_weights_tap_major(wt, w, c->cout, c->cin, nk);
+        int64_t ny = c->cout * vol3(out);
+        double *ref = ct_xmalloc((size_t)ny * sizeof(double));
+        float *rx = c->res == 1 || c->res == 3 ? rand_buf(ny) : NULL;
+        struct nn_residual r = { .x = rx, .c = c->cout, .step = 1 };
+        memcpy(r.shape, out, sizeof r.shape);
+        if (c->res == 2) {
+            r = (struct nn_residual){ .x = x, .c = c->cin, .step = 2 };
+            memcpy(r.shape, c->in, sizeof r.shape);
+        }
+        conv_naive(ref, x, c->cin, c->in, c->cout, w, b, &c->p, c->res ? &r : NULL, 1);
+        for (int th = 1; th <= 2; th++) {
+            float *y = ct_xaligned((size_t)ny * sizeof(float));
+            struct nn_residual ry = r;
+            if (c->res == 3) {
+                memcpy(y, rx, (size_t)ny * sizeof(float));
+                ry.x = y;
+            }
+            int rc = nn_conv3d_boxes(y, x, c->cin, c->in, c->cout, wt, b, &c->p, c->res ? &ry : NULL, 1, th);
+            double e = rc == 0 ? max_rel_err(y, ref, ny) : 1;
+            CHECK(rc == 0 && e < 1e-5, "conv %s, %d thread(s), vs naive loop: max err %.2g", c->name, th, e);
+            free(y);
+        }
+        free(x);
+        free(w);
+        free(wt);
+        free(b);
+        free(rx);
+        free(ref);
+    }
+    /* layer4 of a 112x256x352 window: 5200 of its 27 * 616 (tap, output) pairs meet the input */
+    int64_t g4[3] = { 7, 8, 11 };
+    struct nn_conv3d_params p4 = P(3, 3, 3, 1, 1, 1, 4, 4, 4, 4);
+    double f = nn_conv3d_valid_fraction(g4, &p4);
+    CHECK(fabs(f - 5200.0 / 16632.0) < 1e-12, "valid fraction of dilation 4 on 7x8x11: %.4f", f);
+}
+
 static void pool_naive(float *y, const float *x, int c, const int64_t in[3], int k, int s, int p) {
     int64_t o[3];
     for (int a = 0; a < 3; a++) o[a] = nn_conv_out_len(in[a], k, s, p, 1);
@@ -347,6 +479,8 @@ int main(void) {
     test_delta();
     test_constant();
     test_conv_cases();
+    test_winograd();
+    test_boxes();
     test_pool();
     test_stem_fused();
     test_pointwise();

@@ -1,0 +1,26 @@
+/*
+ * nn-impl.h - internals shared by the nn*.c files (lib/nn.c, lib/nn-winograd.c): the thread pool
+ * and the scratch-buffer pool.  Not a public interface; tools include nn.h only.
+ */
+#ifndef CT_NN_IMPL_H
+#define CT_NN_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Run fn(ctx, item, tid) for item in [0, n_items) on up to n_threads pthreads (tid < n_threads,
+ * the calling thread is tid 0); items are handed out in order.  OpenBLAS is set to one thread:
+ * each worker calls a single-threaded sgemm. */
+typedef void (*nn_work_fn)(void *ctx, int64_t item, int tid);
+void nn_parallel_for(int n_threads, int64_t n_items, nn_work_fn fn, void *ctx);
+
+/* Scratch buffers kept in a small pool between calls (a fresh multi-MB allocation per conv would
+ * be page-faulted in again every time): at least nfloats floats, 64-byte aligned, uninitialised. */
+float *nn_scratch_get(size_t nfloats);
+void   nn_scratch_put(float *p);                 /* NULL-safe */
+
+/* n scratch buffers of nfloats each (one per thread), and their release */
+float **nn_scratch_get_n(int n, size_t nfloats);
+void    nn_scratch_put_n(float **c, int n);      /* NULL-safe */
+
+#endif
