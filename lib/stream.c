@@ -288,24 +288,33 @@ void rec_history_append(struct rec *r, int argc, char **argv) {
     rec_mp_str(&m, "version");
     rec_mp_str(&m, CT_VERSION);
     rec_mp_str(&m, "args");
-    /* getopt_long permutes argv; /proc/self/cmdline keeps the order the user typed */
-    char cmd[8192];
-    size_t n = 0;
-    FILE *f = fopen("/proc/self/cmdline", "rb");
-    if (f) {
-        n = fread(cmd, 1, sizeof cmd - 1, f);
-        fclose(f);
+    /* The packed args array is built once per process: reading /proc for every
+     * record costs more than writing the record. */
+    static struct rec_mp args;
+    static int args_argc = -1;
+    if (args_argc != argc) {
+        rec_mp_free(&args);
+        args_argc = argc;
+        /* getopt_long permutes argv; /proc/self/cmdline keeps the order the user typed */
+        char cmd[8192];
+        size_t n = 0;
+        FILE *f = fopen("/proc/self/cmdline", "rb");
+        if (f) {
+            n = fread(cmd, 1, sizeof cmd - 1, f);
+            fclose(f);
+        }
+        int n_args = 0;
+        for (size_t i = 0; i < n; i++) n_args += cmd[i] == 0;
+        if (f && n > 0 && n < sizeof cmd - 1 && n_args == argc) {
+            rec_mp_array(&args, (uint32_t)(argc - 1));
+            const char *p = cmd + strlen(cmd) + 1;         /* skip argv[0] */
+            for (int i = 1; i < argc; i++, p += strlen(p) + 1) rec_mp_str(&args, p);
+        } else {
+            rec_mp_array(&args, argc > 1 ? (uint32_t)(argc - 1) : 0);
+            for (int i = 1; i < argc; i++) rec_mp_str(&args, argv[i]);
+        }
     }
-    int n_args = 0;
-    for (size_t i = 0; i < n; i++) n_args += cmd[i] == 0;
-    if (f && n > 0 && n < sizeof cmd - 1 && n_args == argc) {
-        rec_mp_array(&m, (uint32_t)(argc - 1));
-        const char *p = cmd + strlen(cmd) + 1;         /* skip argv[0] */
-        for (int i = 1; i < argc; i++, p += strlen(p) + 1) rec_mp_str(&m, p);
-    } else {
-        rec_mp_array(&m, argc > 1 ? (uint32_t)(argc - 1) : 0);
-        for (int i = 1; i < argc; i++) rec_mp_str(&m, argv[i]);
-    }
+    mp_cb(&m, (const char *)args.buf, args.n);
     rec_meta_set_mp(r, "history", &m);
 }
 
