@@ -413,6 +413,19 @@ static int read_common(const char *path, struct tn_arena *arena, struct nii_imag
         goto done;
     }
     im->data_nbytes = nbytes;
+    /* Refuse a header that promises more than the file can hold before any memory is
+     * committed for it: a plain file must contain it all; deflate expands at most
+     * 1032:1, so no gzip file of n bytes holds more than 1032 n. */
+    if (vox_offset > INT64_MAX / 2 || nbytes > INT64_MAX / 2 ||
+        (!fb.gz && (uint64_t)(vox_offset + nbytes) > fb.n)) {
+        ct_seterr("truncated file (%zu bytes; the header promises %lld)", fb.n, (long long)(vox_offset + nbytes));
+        goto done;
+    }
+    if (fb.gz && (uint64_t)(vox_offset + nbytes) / 1032 > fb.n + 1024) {
+        ct_seterr("truncated or corrupt file (the header promises %lld bytes, more than a gzip file of %zu bytes "
+                  "can hold)", (long long)(vox_offset + nbytes), fb.n);
+        goto done;
+    }
     if (!with_data) {
         rc = 0;
         goto done;

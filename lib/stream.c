@@ -27,7 +27,7 @@
 #define RD_BUFSZ   ((size_t)1 << 20)   /* reader buffer */
 #define WR_BUFSZ   ((size_t)1 << 20)   /* writer buffer */
 #define PIPE_SZ    (1 << 20)           /* pipe capacity we ask the kernel for */
-#define MAX_DEPTH  64                  /* nesting allowed inside meta values */
+#define MAX_DEPTH  30                  /* nesting allowed inside meta values (msgpack-c decodes 32) */
 #define MAX_SHORT  65536               /* longest schema/id/key string */
 #define MAX_META   ((size_t)64 << 20)  /* largest meta value */
 #define ZSTD_MIN   256                 /* tensors smaller than this stay raw */
@@ -277,6 +277,7 @@ void rec_history_append(struct rec *r, int argc, char **argv) {
     const struct rec_meta_entry *e = meta_find(r, "history");
     uint32_t count = 0;
     size_t hdr = e ? array_header(e->val, e->val_nbytes, &count) : 0;
+    if (hdr && count == UINT32_MAX) hdr = 0;       /* cannot grow: start a new history */
     rec_mp_array(&m, hdr ? count + 1 : 1);
     if (hdr) {                             /* keep the earlier steps byte for byte */
         size_t body = e->val_nbytes - hdr;
@@ -395,7 +396,12 @@ static int val_num(const struct rec_val *v, double *d, int64_t *i) {
     switch (v->type) {
     case RV_UINT: *d = (double)v->v.u; *i = (int64_t)v->v.u; return 0;
     case RV_INT: *d = (double)v->v.i; *i = v->v.i; return 0;
-    case RV_FLOAT: *d = v->v.f; *i = (int64_t)v->v.f; return (double)*i == v->v.f ? 0 : 1;
+    case RV_FLOAT:
+        *d = v->v.f;
+        /* an int64 only when the float is integral and in range (the cast is UB otherwise) */
+        if (!(v->v.f >= -9.2e18 && v->v.f <= 9.2e18) || v->v.f != floor(v->v.f)) return *i = 0, 1;
+        *i = (int64_t)v->v.f;
+        return 0;
     default: return -1;
     }
 }
@@ -763,7 +769,10 @@ static int rd_tok(struct rec_reader *rd, struct tok *t) {
 static int rd_skip_rest(struct rec_reader *rd, const struct tok *t, int depth) {
     if (depth > MAX_DEPTH) return ct_seterr("msgpack nesting deeper than %d", MAX_DEPTH);
     switch (t->kind) {
-    case T_STR: case T_BIN: case T_EXT: return rd_copy(rd, NULL, t->n);
+    case T_STR: case T_BIN: case T_EXT:
+        if (rd->cap && rd->cap->n + t->n > MAX_META)       /* refuse before buffering it */
+            return ct_seterr("metadata value larger than %zu MiB", MAX_META >> 20);
+        return rd_copy(rd, NULL, t->n);
     case T_ARRAY:
     case T_MAP: {
         uint64_t n = t->kind == T_MAP ? 2 * t->n : t->n;
@@ -862,15 +871,20 @@ static int read_tensor(struct rec_reader *rd, struct tn_arena *a, struct tn_tens
     struct tok mt;
     if (rd_tok(rd, &mt) != 0) return -1;
     if (mt.kind != T_MAP) return ct_seterr("tensor '%s': expected a map, got %s", t->name, tok_name(mt.kind));
-    int have_dtype = 0, have_shape = 0, codec = -1, data_state = DATA_NONE;
+    int have_dtype = 0, have_shape = 0, have_codec = 0, codec = -1, data_state = DATA_NONE;
     void *blob = NULL;
     uint64_t blob_n = 0;
+    size_t in_tensor_n = 0;                      /* bytes at t->data in state DATA_IN_TENSOR */
     for (uint64_t f = 0; f < mt.n; f++) {
         char key[32];
         int kr = rd_key(rd, key, sizeof key, "tensor field");
         if (kr < 0) return ct_prefixerr("tensor '%s'", t->name);
         struct tok v;
         if (rd_tok(rd, &v) != 0) return -1;
+        /* a repeated key could change the size after the payload was read: refuse it */
+        if (kr == 0 && ((!strcmp(key, "dtype") && have_dtype) || (!strcmp(key, "shape") && have_shape) ||
+                        (!strcmp(key, "codec") && have_codec)))
+            return ct_seterr("tensor '%s': duplicate key '%s'", t->name, key);
         if (kr == 0 && !strcmp(key, "dtype")) {
             char s[32];
             if (v.kind != T_STR || v.n >= sizeof s)
@@ -894,7 +908,7 @@ static int read_tensor(struct rec_reader *rd, struct tn_arena *a, struct tn_tens
                 t->shape[i] = (int64_t)d.u;
             }
             if (tn_shape_numel(t->ndim, t->shape) < 0)
-                return ct_seterr("tensor '%s': shape overflows", t->name);
+                return ct_seterr("tensor '%s': shape holds more than 2^%d elements", t->name, TN_MAX_NUMEL_LOG2);
             tn_set_contiguous(t);
             have_shape = 1;
         } else if (kr == 0 && !strcmp(key, "codec")) {
@@ -905,6 +919,7 @@ static int read_tensor(struct rec_reader *rd, struct tn_arena *a, struct tn_tens
             if (!strcmp(s, "raw")) codec = REC_RAW;
             else if (!strcmp(s, "zstd")) codec = REC_ZSTD;
             else return ct_seterr("tensor '%s': unknown codec '%s' (known: raw zstd)", t->name, s);
+            have_codec = 1;
         } else if (kr == 0 && !strcmp(key, "data")) {
             if (v.kind != T_BIN) return ct_seterr("tensor '%s': data must be bin, got %s", t->name, tok_name(v.kind));
             if (data_state != DATA_NONE) return ct_seterr("tensor '%s': duplicate data", t->name);
@@ -917,11 +932,13 @@ static int read_tensor(struct rec_reader *rd, struct tn_arena *a, struct tn_tens
                 t->data = tn_arena_alloc(a, want);
                 if (rd_zstd(rd, t->data, want, v.n) != 0) return ct_prefixerr("tensor '%s'", t->name);
                 data_state = DATA_IN_TENSOR;
+                in_tensor_n = want;
                 codec = REC_RAW;            /* already decoded */
             } else if (have_dtype && have_shape && v.n == want) {
                 t->data = tn_arena_alloc(a, want);
                 if (rd_copy(rd, t->data, v.n) != 0) return -1;
                 data_state = DATA_IN_TENSOR;   /* raw, unless a later codec says zstd */
+                in_tensor_n = want;
             } else {
                 blob = tn_arena_alloc(a, (size_t)v.n);
                 blob_n = v.n;
@@ -936,6 +953,7 @@ static int read_tensor(struct rec_reader *rd, struct tn_arena *a, struct tn_tens
     if (!have_shape) return ct_seterr("tensor '%s': missing required key 'shape'", t->name);
     if (data_state == DATA_NONE) return ct_seterr("tensor '%s': missing required key 'data'", t->name);
     size_t want = tn_nbytes(t);
+    CT_ASSERT(data_state != DATA_IN_TENSOR || in_tensor_n == want);   /* keys cannot repeat */
     if (data_state == DATA_IN_TENSOR && codec == REC_ZSTD) {   /* codec came after data */
         blob = t->data;
         blob_n = want;
@@ -976,7 +994,7 @@ static int read_meta(struct rec_reader *rd, struct tn_arena *a, struct rec *r, c
         int rc = rd_tok(rd, &v);
         if (rc == 0) rc = rd_skip_rest(rd, &v, 0);
         rd->cap = NULL;
-        if (rc == 0 && cap.n > MAX_META) rc = ct_seterr("meta '%s': value of %zu bytes is too large", key, cap.n);
+        if (rc != 0) ct_prefixerr("meta '%s'", key);
         if (rc == 0) rec_meta_set_raw(r, key, cap.buf, cap.n);
         rec_mp_free(&cap);
         if (rc != 0) return -1;
@@ -1193,6 +1211,10 @@ static size_t wr_zstd(struct rec_writer *w, const void *p, size_t n) {
 
 int rec_write(struct rec_writer *w, const struct rec *r) {
     if (w->err) return ct_seterr("%s: earlier write failed", w->path);
+    for (int i = 0; i < r->n_tensors; i++)      /* before any byte of the record is written */
+        if (tn_nbytes(r->tensors[i]) > 0xffffffffu)
+            return ct_seterr("tensor '%s' is %zu bytes; a record tensor is limited to 4 GiB", r->tensors[i]->name,
+                             tn_nbytes(r->tensors[i]));
     msgpack_packer *pk = &w->pk;
     msgpack_pack_map(pk, 4);
     pack_cstr(pk, "schema");
@@ -1210,10 +1232,6 @@ int rec_write(struct rec_writer *w, const struct rec *r) {
     for (int i = 0; i < r->n_tensors; i++) {
         const struct tn_tensor *t = r->tensors[i];
         size_t nb = tn_nbytes(t);
-        if (nb > 0xffffffffu) {
-            w->err = 1;
-            return ct_seterr("tensor '%s' is %zu bytes; a record tensor is limited to 4 GiB", t->name, nb);
-        }
         int z = w->o.codec == REC_ZSTD && nb >= ZSTD_MIN;
         size_t zn = 0;
         if (z && !(zn = wr_zstd(w, t->data, nb))) {

@@ -44,10 +44,11 @@ size_t tn_dtype_size(enum tn_dtype t) {
 int tn_dtype_is_float(enum tn_dtype t) { return (unsigned)t < TN_DTYPE_COUNT && dtypes[t].is_float; }
 
 int64_t tn_shape_numel(int ndim, const int64_t *shape) {
+    const int64_t max = (int64_t)1 << TN_MAX_NUMEL_LOG2;
     int64_t n = 1;
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0) return -1;
-        if (shape[i] && n > INT64_MAX / shape[i]) return -1;
+        if (shape[i] && n > max / shape[i]) return -1;
         n *= shape[i];
     }
     return n;

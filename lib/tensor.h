@@ -27,6 +27,8 @@ enum tn_dtype {
 };
 
 #define TN_MAX_DIMS 8
+/* Largest element count (2^56): numel x itemsize never overflows a size_t. */
+#define TN_MAX_NUMEL_LOG2 56
 #define TN_NAME_MAX 128
 
 struct tn_tensor {
@@ -46,7 +48,7 @@ int           tn_dtype_is_float(enum tn_dtype t);
 
 int64_t tn_numel(const struct tn_tensor *t);
 size_t  tn_nbytes(const struct tn_tensor *t);
-/* numel of a shape, or -1 on overflow / negative dimension */
+/* numel of a shape, or -1 for a negative dimension or more than 2^TN_MAX_NUMEL_LOG2 elements */
 int64_t tn_shape_numel(int ndim, const int64_t *shape);
 void    tn_set_contiguous(struct tn_tensor *t);   /* fill stride[] from shape[] */
 /* "[112,256,352]" into buf */

@@ -8,6 +8,7 @@
  *   ct-resample ct.nii.gz --label seg.nii.gz | ct-export -t mask -o mask.nii.gz
  *   ct-export -t image -o 'out/%s.nii.gz' cases.ctv      # one file per record, %s = id
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -17,7 +18,7 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "Usage: ct-export -t TENSOR -o OUT.nii[.gz] [OPTION]... [FILE]\n"
+            "Usage: ct-export -t TENSOR -o OUT.nii[.gz] [OPTION]... [FILE]...\n"
             "Write a 3-D tensor of the selected record as NIfTI-1 (FILE '-' or none: stdin).\n"
             "\n"
             "  -t, --tensor NAME    the tensor to export (required)\n"
@@ -31,7 +32,8 @@ static void usage(FILE *f) {
             "\n"
             "Geometry: meta.affine (4x4, C-order index -> world mm) when present, else a\n"
             "diagonal affine from meta.spacing_mm, else identity (with a warning).\n"
-            "Without '%%s', exactly one record must be selected.\n"
+            "Without '%%s', exactly one record must be selected (nothing is written otherwise);\n"
+            "with '%%s', two records with the same id are an error.\n"
             "Exit status: 0 ok, 1 bad input or failed write (nothing half-written), 2 usage.\n"
             "Example: ct-import ct.nii.gz | ct-export -t image -o copy.nii.gz\n");
 }
@@ -99,28 +101,49 @@ int main(int argc, char **argv) {
     }
     if (!tensor) ct_usage_die("missing --tensor");
     if (!output) ct_usage_die("missing --output");
-    if (argc - optind > 1) ct_usage_die("one input stream at most");
-    const char *path = optind < argc ? argv[optind] : "-";
     int many = strstr(output, "%s") != NULL;
 
-    struct rec_reader *in = rec_reader_open(path);
+    struct rec_reader *in = rec_reader_open_many(argc - optind, argv + optind);
     if (!in) ct_die("%s", ct_lasterr());
-    struct tn_arena *a = tn_arena_new(0);
-    struct rec r;
+    /* Without %s exactly one record may be selected: it is kept in its own arena and
+     * written only after the whole stream has been read, so a refused selection
+     * writes nothing. */
+    struct tn_arena *a = tn_arena_new(0), *keep = tn_arena_new(0);
+    struct rec r, chosen;
     int rc, n_done = 0;
-    while ((rc = rec_read(in, a, &r)) > 0) {
-        if (cli_select_match(&sel, &r)) {
-            if (!many && n_done == 1)
-                ct_die("record %ld (id %s): more than one record selected; use -r/-i or '%%s' in -o", r.index, r.id);
-            if (export_record(&r, tensor, output, (int)level) != 0)
-                ct_die("record %ld (id %s): %s", r.index, r.id, ct_lasterr());
-            n_done++;
+    char **ids = NULL;                           /* ids written with %s: one file each */
+    while ((rc = rec_read(in, n_done && !many ? a : keep, &r)) > 0) {
+        if (!cli_select_match(&sel, &r)) {
+            tn_arena_reset(n_done && !many ? a : keep);
+            continue;
         }
-        tn_arena_reset(a);
+        if (!many) {
+            if (n_done == 1)
+                ct_die("record %ld (id %s): more than one record selected; use -r/-i or '%%s' in -o", r.index, r.id);
+            chosen = r;
+            n_done = 1;
+            continue;
+        }
+        for (int i = 0; i < n_done; i++)
+            if (!strcmp(ids[i], r.id)) {
+                char path[4096];
+                out_path(output, r.id, path, sizeof path);
+                ct_die("record %ld (id %s): another record with id '%s' was written to %s", r.index, r.id, r.id, path);
+            }
+        if (export_record(&r, tensor, output, (int)level) != 0)
+            ct_die("record %ld (id %s): %s", r.index, r.id, ct_lasterr());
+        ids = ct_xrealloc(ids, (size_t)(n_done + 1) * sizeof *ids);
+        ids[n_done++] = ct_xstrdup(r.id);
+        tn_arena_reset(keep);
     }
     if (rc < 0) ct_die("%s", ct_lasterr());
     if (n_done == 0) ct_die("no record selected");
+    if (!many && export_record(&chosen, tensor, output, (int)level) != 0)
+        ct_die("record %ld (id %s): %s", chosen.index, chosen.id, ct_lasterr());
     rec_reader_close(in);
+    for (int i = 0; many && i < n_done; i++) free(ids[i]);
+    free(ids);
     tn_arena_free(a);
+    tn_arena_free(keep);
     return CT_EXIT_OK;
 }

@@ -34,7 +34,8 @@ static void usage(FILE *f) {
             "  -r, --record LIST    only records with these indices (from 0): 3 | 0,2,5-9 | 4-\n"
             "  -i, --id ID          only records with this id (repeatable)\n"
             "  -t, --tensor NAME    only this tensor (repeatable)\n"
-            "  -m, --meta           print metadata in full (default: arrays cut after 16 items)\n"
+            "  -m, --meta           print metadata in full (default: arrays cut after 16 items;\n"
+            "                       --json output is always in full)\n"
             "  -S, --no-stats       skip min/max/mean/NaN/Inf (faster on large streams)\n"
             "      --crc            add the crc32 of each tensor's raw bytes\n"
             "      --json           one JSON object per record (for jq and scripts)\n"
@@ -52,8 +53,9 @@ static void print_tensor(const struct opts *o, const struct tn_tensor *t, int fi
     char sh[160];
     double mib = (double)tn_nbytes(t) / (1 << 20);
     if (o->json) {
-        printf("%s\"%s\": {\"dtype\": \"%s\", \"shape\": %s", first ? "" : ", ", t->name, tn_dtype_name(t->dtype),
-               tn_shape_str(t, sh, sizeof sh));
+        printf("%s", first ? "" : ", ");
+        rec_json_str(stdout, t->name);
+        printf(": {\"dtype\": \"%s\", \"shape\": %s", tn_dtype_name(t->dtype), tn_shape_str(t, sh, sizeof sh));
     } else {
         printf("  %-16s %-4s %-18s %9.3f MiB", t->name, tn_dtype_name(t->dtype), tn_shape_str(t, sh, sizeof sh), mib);
     }
@@ -86,7 +88,7 @@ static void print_tensor(const struct opts *o, const struct tn_tensor *t, int fi
 }
 
 static void print_record(const struct opts *o, const struct rec *r) {
-    int max_items = o->full_meta ? 0 : 16;
+    int max_items = o->full_meta || o->json ? 0 : 16;     /* JSON is for programs: never cut */
     if (o->json) {
         printf("{\"index\": %ld, \"id\": ", r->index);
         rec_json_str(stdout, r->id);

@@ -147,3 +147,19 @@ usage_fail "usage: --pad-to needs integers" '--pad-to: expected three integers' 
 usage_fail "usage: --hu-window LO < HI" '--hu-window: expected LO,HI' ct-resample --hu-window 350,-1150 a.nii
 usage_fail "usage: --manifest with files" 'exclusive' ct-resample -m x.tsv a.nii
 if ct-resample --help | grep -q '^Usage: ct-resample'; then ok "usage: --help on stdout"; else notok "usage: --help on stdout" ""; fi
+
+# a header that promises far more than the file holds is refused before any memory is committed
+"$PYTHON" - "$T" <<'PY'
+import sys, gzip, struct, numpy as np, nibabel as nib
+d = sys.argv[1]
+nib.Nifti1Image(np.zeros((4, 4, 4), np.int16), np.eye(4)).to_filename(d + "/small.nii")
+b = bytearray(open(d + "/small.nii", "rb").read())
+for i, v in enumerate([3, 2000, 2000, 2000]):
+    struct.pack_into("<h", b, 40 + 2 * i, v)
+open(d + "/huge-hdr.nii", "wb").write(bytes(b))
+open(d + "/huge-hdr.nii.gz", "wb").write(gzip.compress(bytes(b)))
+PY
+expect_fail "bad: header larger than the .nii" 1 'huge-hdr\.nii: truncated file \(480 bytes; the header promises 16000000352\)' \
+    ct-resample "$T/huge-hdr.nii"
+expect_fail "bad: header larger than a .nii.gz can hold" 1 'huge-hdr\.nii\.gz: truncated or corrupt file \(the header promises 16000000352 bytes' \
+    ct-resample "$T/huge-hdr.nii.gz"

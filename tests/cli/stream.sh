@@ -102,14 +102,44 @@ expect_fail "stream: wrong schema major" 1 \
     ct-pick --expect ct.image/1 "$T/major.ctv"
 craft "$T/noid.ctv" 'f.write(msgpack.packb({"schema": "ct.image/1", "tensors": {}}))'
 expect_fail "stream: missing required key" 1 "record 0 \(id \?\): missing required key 'id'" ct-ls "$T/noid.ctv"
+# a key repeated after the payload must not change the tensor's size (it used to read past the buffer)
+"$PYTHON" - "$T/dup.ctv" <<'PY'
+import sys, msgpack
+# msgpack.packb cannot write a map with a repeated key: assemble the bytes by hand
+p = msgpack.Packer()
+b = p.pack_map_header(3) + p.pack("schema") + p.pack("ct.x/1") + p.pack("id") + p.pack("d1") + p.pack("tensors")
+b += p.pack_map_header(1) + p.pack("x") + p.pack_map_header(4)
+b += p.pack("dtype") + p.pack("f32") + p.pack("shape") + p.pack([1]) + p.pack("data") + p.pack(b"\0\0\0\0")
+b += p.pack("shape") + p.pack([400000000])
+open(sys.argv[1], "wb").write(b)
+PY
+expect_fail "stream: a key repeated after the data" 1 "record 0 \(id d1\): tensor 'x': duplicate key 'shape'" \
+    ct-ls "$T/dup.ctv"
+craft "$T/ovf.ctv" 'f.write(rec(id="o1", x=tensor(dtype="f64", shape=[2**40, 2**22], data=b"")))'
+expect_fail "stream: a shape whose byte count overflows" 1 "record 0 \(id o1\): tensor 'x': shape holds more than 2\^56 elements" \
+    ct-ls "$T/ovf.ctv"
+craft "$T/bigmeta.ctv" 'f.write(msgpack.packb({"schema": "ct.x/1", "id": "m1", "meta": {"blob": b"x" * (65 << 20)}, "tensors": {}}))'
+expect_fail "stream: an oversized meta value is refused" 1 "record 0 \(id m1\): meta 'blob': metadata value larger than 64 MiB" \
+    ct-ls "$T/bigmeta.ctv"
+craft "$T/esc.ctv" 'f.write(rec(id="e\"1", **{"a\"b\\": tensor()}))'
+ct-ls --json "$T/esc.ctv" | "$PYTHON" -c 'import json, sys; r = json.loads(sys.stdin.read()); assert r["id"] == "e\"1" and "a\"b\\" in r["tensors"]' &&
+    ok "ls: --json escapes ids and tensor names" || notok "ls: --json escapes ids and tensor names" "not valid JSON"
+craft "$T/long.ctv" 'f.write(msgpack.packb({"schema": "ct.x/1", "id": "l1", "meta": {"v": list(range(40))}, "tensors": {}}))'
+ct-ls --json "$T/long.ctv" | "$PYTHON" -c 'import json, sys; assert json.loads(sys.stdin.read())["meta"]["v"] == list(range(40))' &&
+    ok "ls: --json keeps long metadata arrays whole" || notok "ls: --json keeps long metadata arrays whole" "cut"
+
 head -c 100 "$T/a.ctv" >"$T/trunc.ctv"
-expect_fail "stream: truncated" 1 "^ct-ls: record 0 \(id ct\): truncated stream" sh -c "ct-ls <'$T/trunc.ctv'"
+expect_fail "stream: truncated" 1 "^ct-ls: record 0 \(id ct\): (meta 'affine': )?truncated stream" sh -c "ct-ls <'$T/trunc.ctv'"
 expect_fail "stream: a NIfTI file is not a stream" 1 "not a ctvis record \(expected a msgpack map" \
     ct-ls "$T/ph/ct.nii.gz"
 expect_fail "export: tensor missing" 1 "record 0 \(id ct\): missing tensor 'mask'" \
     ct-export -t mask -o "$T/m.nii.gz" "$T/a.ctv"
 expect_fail "export: several records need %s" 1 "more than one record selected" \
     ct-export -t image -o "$T/m.nii.gz" "$T/three.ctv"
+[ ! -e "$T/m.nii.gz" ] && ok "export: a refused selection leaves no file" || notok "export: a refused selection leaves no file" "m.nii.gz exists"
+mkdir -p "$T/ex"
+expect_fail "export: two records would write the same file" 1 "record 1 \(id ct\): another record with id 'ct' was written to $T/ex/ct.nii" \
+    ct-export -t image -o "$T/ex/%s.nii" "$T/three.ctv"
 
 # --- nothing half-written ---
 cat "$T/a.ctv" "$T/trunc.ctv" >"$T/good-then-bad.ctv"
