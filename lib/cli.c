@@ -21,8 +21,8 @@ int cli_common(int ch, const char *arg, struct cli_common *c, void (*usage)(FILE
         if (rec_wopts_parse(arg, &c->wopts) != 0) ct_usage_die("--compress: %s", ct_lasterr());
         return 1;
     case 'j':
-        if (ct_parse_long(arg, &n) != 0 || n < 1 || n > 1024)
-            ct_usage_die("--threads: expected a count from 1 to 1024, got '%s'", arg);
+        if (ct_parse_long(arg, &n) != 0 || n < 1 || n > CT_MAX_THREADS)
+            ct_usage_die("--threads: expected a count from 1 to %d, got '%s'", CT_MAX_THREADS, arg);
         c->threads = (int)n;
         c->wopts.threads = (int)n;
         return 1;

@@ -4,7 +4,7 @@
  *
  *   -o, --output FILE     write the stream to FILE (atomically) instead of stdout
  *   -z, --compress C      raw | zstd | zstd:LEVEL (default: $CT_COMPRESS or raw)
- *   -j, --threads N       worker threads (default 1)
+ *   -j, --threads N       threads for the computation and zstd compression (1..64)
  *   -v, --verbose         progress and timings on stderr (repeat for debug)
  *   -h, --help            usage on stdout, exit 0
  *   -V, --version         version on stdout, exit 0
@@ -37,7 +37,7 @@ struct cli_common {
 #define CLI_COMMON_HELP                                                                            \
     "  -o, --output FILE    write to FILE (atomically: temp file + rename) instead of stdout\n"   \
     "  -z, --compress C     tensor payloads: raw, zstd or zstd:LEVEL (default $CT_COMPRESS or raw)\n" \
-    "  -j, --threads N      threads (default 1)\n"                                                 \
+    "  -j, --threads N      threads for the computation and zstd compression (1..64, default 1)\n" \
     "  -v, --verbose        progress and timings on stderr (-vv: debug)\n"                         \
     "  -h, --help           show this help\n"                                                      \
     "  -V, --version        show the version\n"

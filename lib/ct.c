@@ -9,6 +9,8 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -228,6 +230,51 @@ int ct_parse_doubles(const char *s, double *out, int n, int allow_one) {
 
 int ct_parse_longs(const char *s, long *out, int n, int allow_one) {
     return parse_list(s, out, n, allow_one, 1);
+}
+
+/* ---- threads ---- */
+
+struct par_pool {
+    ct_work_fn   fn;
+    void        *ctx;
+    int64_t      n_items;
+    atomic_llong next;                       /* the next item to hand out */
+};
+
+struct par_worker {
+    struct par_pool *p;
+    int              tid;
+};
+
+static void *par_worker_main(void *arg) {
+    struct par_worker *w = arg;
+    for (;;) {
+        int64_t i = atomic_fetch_add(&w->p->next, 1);
+        if (i >= w->p->n_items) break;
+        w->p->fn(w->p->ctx, i, w->tid);
+    }
+    return NULL;
+}
+
+void ct_parallel_for(int n_threads, int64_t n_items, ct_work_fn fn, void *ctx) {
+    if (n_threads > n_items) n_threads = (int)n_items;
+    if (n_threads > CT_MAX_THREADS) n_threads = CT_MAX_THREADS;
+    if (n_threads <= 1) {
+        for (int64_t i = 0; i < n_items; i++) fn(ctx, i, 0);
+        return;
+    }
+    struct par_pool p = { fn, ctx, n_items, 0 };
+    pthread_t th[CT_MAX_THREADS];
+    struct par_worker wk[CT_MAX_THREADS];
+    int started[CT_MAX_THREADS] = { 0 };
+    for (int t = 1; t < n_threads; t++) {
+        wk[t] = (struct par_worker){ &p, t };
+        started[t] = pthread_create(&th[t], NULL, par_worker_main, &wk[t]) == 0;
+    }
+    wk[0] = (struct par_worker){ &p, 0 };
+    par_worker_main(&wk[0]);
+    for (int t = 1; t < n_threads; t++)
+        if (started[t]) pthread_join(th[t], NULL);
 }
 
 /* ---- misc ---- */

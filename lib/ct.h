@@ -74,6 +74,15 @@ int ct_parse_long(const char *s, long *out);
 int ct_parse_doubles(const char *s, double *out, int n, int allow_one);
 int ct_parse_longs(const char *s, long *out, int n, int allow_one);
 
+/* ---- threads ---- */
+#define CT_MAX_THREADS 64                    /* -j/--threads accepts 1..CT_MAX_THREADS */
+/* Run fn(ctx, item, tid) for every item in [0, n_items) on up to n_threads
+ * pthreads; the calling thread is tid 0 and every tid is < n_threads.  Items
+ * are handed out in order, one at a time, to whichever thread is free; a
+ * thread that cannot be started leaves its share to the others. */
+typedef void (*ct_work_fn)(void *ctx, int64_t item, int tid);
+void ct_parallel_for(int n_threads, int64_t n_items, ct_work_fn fn, void *ctx);
+
 /* ---- misc ---- */
 /* The case id of a NIfTI path: the file name without its directory and without
  * .nii.gz / .nii ("dir/valid_1_a_1.nii.gz" -> "valid_1_a_1"). */

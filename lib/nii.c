@@ -508,8 +508,38 @@ struct tn_tensor *nii_scaled_f32(struct tn_arena *arena, const struct nii_image 
     return out;
 }
 
-void nii_spacing_diag(const struct nii_image *im, double spacing[3]) {
-    for (int a = 0; a < 3; a++) spacing[a] = fabs(im->affine[a][a]);
+void nii_spacing_c(const struct nii_image *im, int norm, double sp[3]) {
+    for (int i = 0; i < 3; i++) {              /* NIfTI axis i = C axis 2 - i */
+        double s = fabs(im->affine[i][i]);
+        if (norm)
+            s = sqrt(im->affine[0][i] * im->affine[0][i] + im->affine[1][i] * im->affine[1][i] +
+                     im->affine[2][i] * im->affine[2][i]);
+        sp[2 - i] = s;
+    }
+}
+
+int nii_same_grid(const struct nii_image *a, const struct nii_image *b, char *why, size_t n) {
+    for (int i = 1; i <= 3; i++)
+        if (a->dim[i] != b->dim[i]) {
+            snprintf(why, n, "shape %lldx%lldx%lld vs %lldx%lldx%lld", (long long)b->dim[1], (long long)b->dim[2],
+                     (long long)b->dim[3], (long long)a->dim[1], (long long)a->dim[2], (long long)a->dim[3]);
+            return 0;
+        }
+    for (int r = 0; r < 3; r++)
+        for (int c = 0; c < 4; c++)
+            if (fabs(a->affine[r][c] - b->affine[r][c]) > 1e-4 * (1 + fabs(a->affine[r][c]))) {
+                snprintf(why, n, "affine[%d][%d] %g vs %g", r, c, b->affine[r][c], a->affine[r][c]);
+                return 0;
+            }
+    return 1;
+}
+
+void nii_squeeze_3d(struct tn_tensor *t) {
+    while (t->ndim > 3 && t->shape[0] == 1) {
+        memmove(t->shape, t->shape + 1, (size_t)(t->ndim - 1) * sizeof t->shape[0]);
+        t->ndim--;
+    }
+    tn_set_contiguous(t);
 }
 
 void nii_meta_header(struct rec *r, const char *key, const struct nii_image *im) {

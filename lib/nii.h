@@ -85,9 +85,17 @@ int nii_scaling(const struct nii_image *im, double *slope, double *inter);
 /* The voxels as f32 with scl_slope/scl_inter applied (computed in double). */
 struct tn_tensor *nii_scaled_f32(struct tn_arena *arena, const struct nii_image *im);
 
-/* Voxel spacing as |A[0,0]|, |A[1,1]|, |A[2,2]| of the chosen affine: what
- * MONAI's Spacing-less fVLM resize step reads (wrong for oblique volumes). */
-void nii_spacing_diag(const struct nii_image *im, double spacing[3]);
+/* Voxel size per C axis [z, y, x] of the chosen affine: |A[i,i]| (norm = 0, what
+ * the fVLM resize step reads; wrong for oblique volumes) or the column norms
+ * (norm = 1, the true voxel size). */
+void nii_spacing_c(const struct nii_image *im, int norm, double sp[3]);
+
+/* 1 when b lies on a's grid: the same first three dims and affines equal within
+ * 1e-4 (relative); else 0 with the first difference described in why. */
+int nii_same_grid(const struct nii_image *a, const struct nii_image *b, char *why, size_t n);
+
+/* Drop leading C-order dims of size 1 beyond three ((x, y, z, 1) files are 3-D). */
+void nii_squeeze_3d(struct tn_tensor *t);
 
 /* The header facts ctvis records keep, as a msgpack map value for meta:
  * {version, datatype, affine_source, qform_code, sform_code, scl_slope, scl_inter}. */

@@ -11,7 +11,7 @@
 /* Run fn(ctx, item, tid) for item in [0, n_items) on up to n_threads pthreads (tid < n_threads,
  * the calling thread is tid 0); items are handed out in order.  OpenBLAS is set to one thread:
  * each worker calls a single-threaded sgemm. */
-typedef void (*nn_work_fn)(void *ctx, int64_t item, int tid);
+typedef void (*nn_work_fn)(void *ctx, int64_t item, int tid);   /* = ct_work_fn (ct_parallel_for) */
 void nn_parallel_for(int n_threads, int64_t n_items, nn_work_fn fn, void *ctx);
 
 /* Scratch buffers kept in a small pool between calls (a fresh multi-MB allocation per conv would

@@ -8,7 +8,6 @@
 #include <cblas.h>
 #include <math.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,51 +43,10 @@ static void blas_threads(int n) {
     }
 }
 
-struct pool {
-    nn_work_fn      fn;
-    void           *ctx;
-    int64_t         n_items;
-    atomic_llong    next;
-};
-
-struct worker {
-    struct pool *p;
-    int          tid;
-};
-
-static void *worker_main(void *arg) {
-    struct worker *w = arg;
-    struct pool *p = w->p;
-    for (;;) {
-        int64_t i = atomic_fetch_add(&p->next, 1);
-        if (i >= p->n_items) break;
-        p->fn(p->ctx, i, w->tid);
-    }
-    return NULL;
-}
-
 /* see nn-impl.h */
 void nn_parallel_for(int n_threads, int64_t n_items, nn_work_fn fn, void *ctx) {
-    if (n_threads > n_items) n_threads = (int)n_items;
-    if (n_threads < 1) n_threads = 1;
-    blas_threads(1);
-    struct pool p = { fn, ctx, n_items, 0 };
-    if (n_threads == 1) {
-        for (int64_t i = 0; i < n_items; i++) fn(ctx, i, 0);
-        return;
-    }
-    pthread_t th[64];
-    struct worker wk[64];
-    if (n_threads > 64) n_threads = 64;
-    int started = 1;
-    for (int t = 1; t < n_threads; t++) {
-        wk[t] = (struct worker){ &p, t };
-        if (pthread_create(&th[t], NULL, worker_main, &wk[t]) != 0) break;
-        started++;
-    }
-    wk[0] = (struct worker){ &p, 0 };
-    worker_main(&wk[0]);
-    for (int t = 1; t < started; t++) pthread_join(th[t], NULL);
+    blas_threads(1);                           /* each worker calls a single-threaded sgemm */
+    ct_parallel_for(n_threads, n_items, fn, ctx);
 }
 
 /* ------------------------------------------------------------------------------------------ */

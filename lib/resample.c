@@ -13,7 +13,6 @@
 #include "resample.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -140,35 +139,26 @@ void rs_grid_affine(const struct rs_grid *g, const double src[4][4], double out[
 /* ---- threads: a parallel for over [0, n) in contiguous chunks ---- */
 
 typedef void (*rs_range_fn)(void *ctx, int64_t a, int64_t b, int tid);
-struct par_job {
+struct par_ranges {
     rs_range_fn fn;
     void       *ctx;
-    int64_t     a, b;
-    int         tid;
+    int64_t     n;
+    int         parts;
 };
-static void *par_main(void *p) {
-    struct par_job *j = p;
-    j->fn(j->ctx, j->a, j->b, j->tid);
-    return NULL;
+static void par_range_item(void *p, int64_t t, int tid) {
+    const struct par_ranges *r = p;
+    r->fn(r->ctx, r->n * t / r->parts, r->n * (t + 1) / r->parts, tid);
 }
+/* fn over [0, n) split into one contiguous range per thread */
 static void par_for(int threads, int64_t n, rs_range_fn fn, void *ctx) {
     if (threads > n) threads = (int)(n > 0 ? n : 1);
+    if (threads > CT_MAX_THREADS) threads = CT_MAX_THREADS;
     if (threads <= 1) {
         fn(ctx, 0, n, 0);
         return;
     }
-    struct par_job jobs[64];
-    pthread_t tid[64];
-    if (threads > 64) threads = 64;
-    for (int t = 0; t < threads; t++)
-        jobs[t] = (struct par_job){ fn, ctx, n * t / threads, n * (t + 1) / threads, t };
-    int started[64] = { 0 };
-    for (int t = 1; t < threads; t++) started[t] = pthread_create(&tid[t], NULL, par_main, &jobs[t]) == 0;
-    fn(ctx, jobs[0].a, jobs[0].b, 0);
-    for (int t = 1; t < threads; t++) {
-        if (started[t]) pthread_join(tid[t], NULL);
-        else fn(ctx, jobs[t].a, jobs[t].b, t);       /* could not start a thread: do it here */
-    }
+    struct par_ranges r = { fn, ctx, n, threads };
+    ct_parallel_for(threads, threads, par_range_item, &r);
 }
 
 /* ---- reading source voxels as float ---- */

@@ -8,7 +8,6 @@
  *
  *   ct-import ct.nii.gz --label seg.nii.gz | ct-ls
  */
-#include <math.h>
 #include <string.h>
 
 #include "cli.h"
@@ -39,32 +38,12 @@ static void usage(FILE *f) {
             "Example: ct-import ct.nii.gz --label seg.nii.gz | ct-ls\n");
 }
 
-/* Drop trailing singleton dimensions beyond the third (x,y,z,1 -> x,y,z). */
-static int as_3d(struct tn_tensor *t, const char *path) {
-    while (t->ndim > 3 && t->shape[0] == 1) {
-        memmove(t->shape, t->shape + 1, (size_t)(t->ndim - 1) * sizeof t->shape[0]);
-        t->ndim--;
-    }
-    tn_set_contiguous(t);
-    if (t->ndim != 3) return ct_seterr("%s: %d-D volume (ct-import reads 3-D volumes)", path, t->ndim);
-    return 0;
-}
-
-static int same_grid(const struct nii_image *a, const struct nii_image *b) {
-    for (int i = 0; i < 3; i++)
-        if (a->data->shape[i] != b->data->shape[i]) return 0;
-    for (int r = 0; r < 3; r++)
-        for (int c = 0; c < 4; c++)
-            if (fabs(a->affine[r][c] - b->affine[r][c]) > 1e-4 * (1 + fabs(a->affine[r][c]))) return 0;
-    return 1;
-}
-
 static void set_geometry(struct rec *r, const struct nii_image *im, const char *path) {
     double A[4][4];
     nii_affine_flip_axes(im->affine, A);
     rec_meta_set_mat4(r, "affine", A);
     double sp[3];
-    for (int c = 0; c < 3; c++) sp[c] = sqrt(A[0][c] * A[0][c] + A[1][c] * A[1][c] + A[2][c] * A[2][c]);
+    nii_spacing_c(im, 1, sp);
     rec_meta_set_f64v(r, "spacing_mm", sp, 3);
     rec_meta_set_str(r, "source", path);
     nii_meta_header(r, "nifti", im);
@@ -74,7 +53,8 @@ static int import_one(const struct opts *o, const char *path, struct tn_arena *a
                       char **argv) {
     struct nii_image im, lab;
     if (nii_read(path, a, &im) != 0) return ct_prefixerr("%s", path);
-    if (as_3d(im.data, path) != 0) return -1;
+    nii_squeeze_3d(im.data);
+    if (im.data->ndim != 3) return ct_seterr("%s: %d-D volume (ct-import reads 3-D volumes)", path, im.data->ndim);
     char id[512];
     if (o->id) snprintf(id, sizeof id, "%s", o->id);
     else ct_case_id(path, id, sizeof id);
@@ -87,9 +67,11 @@ static int import_one(const struct opts *o, const char *path, struct tn_arena *a
     set_geometry(&r, &im, path);
     if (o->label) {
         if (nii_read(o->label, a, &lab) != 0) return ct_prefixerr("%s", o->label);
-        if (as_3d(lab.data, o->label) != 0) return -1;
-        if (!same_grid(&im, &lab)) return ct_seterr("%s: label map is on another grid than %s (shape or affine differ)",
-                                                     o->label, path);
+        nii_squeeze_3d(lab.data);
+        char why[160];
+        if (!nii_same_grid(&im, &lab, why, sizeof why))
+            return ct_seterr("%s: label map is on another grid than %s (%s)",
+                             o->label, path, why);
         snprintf(lab.data->name, sizeof lab.data->name, "label");
         rec_add_tensor(&r, lab.data);
         rec_meta_set_str(&r, "label_source", o->label);

@@ -161,14 +161,6 @@ static int spatial_ndim(const struct nii_image *im) {
     return nd;
 }
 
-static void as_3d(struct tn_tensor *t) {
-    while (t->ndim > 3 && t->shape[0] == 1) {
-        memmove(t->shape, t->shape + 1, (size_t)(t->ndim - 1) * sizeof t->shape[0]);
-        t->ndim--;
-    }
-    tn_set_contiguous(t);
-}
-
 static int check_volume(const struct nii_image *im, const char *what) {
     int nd = spatial_ndim(im);
     if (nd != 3) return ct_seterr("%d-D %s (dim = %lld,%lld,%lld,%lld; expected one 3-D volume)", nd, what,
@@ -181,33 +173,6 @@ static int check_volume(const struct nii_image *im, const char *what) {
         for (int c = 0; c < 4; c++)
             if (!isfinite(im->affine[r][c])) return ct_seterr("non-finite %s affine", im->affine_source);
     return 0;
-}
-
-static int same_grid(const struct nii_image *a, const struct nii_image *b, char *why, size_t n) {
-    for (int i = 1; i <= 3; i++)
-        if (a->dim[i] != b->dim[i]) {
-            snprintf(why, n, "shape %lldx%lldx%lld vs %lldx%lldx%lld", (long long)b->dim[1], (long long)b->dim[2],
-                     (long long)b->dim[3], (long long)a->dim[1], (long long)a->dim[2], (long long)a->dim[3]);
-            return 0;
-        }
-    for (int r = 0; r < 3; r++)
-        for (int c = 0; c < 4; c++)
-            if (fabs(a->affine[r][c] - b->affine[r][c]) > 1e-4 * (1 + fabs(a->affine[r][c]))) {
-                snprintf(why, n, "affine[%d][%d] %g vs %g", r, c, b->affine[r][c], a->affine[r][c]);
-                return 0;
-            }
-    return 1;
-}
-
-/* Source spacing per C axis [z, y, x] from the NIfTI affine. */
-static void source_spacing(const struct nii_image *im, int norm, double sp[3]) {
-    for (int i = 0; i < 3; i++) {              /* NIfTI axis i = C axis 2 - i */
-        double s = fabs(im->affine[i][i]);
-        if (norm)
-            s = sqrt(im->affine[0][i] * im->affine[0][i] + im->affine[1][i] * im->affine[1][i] +
-                     im->affine[2][i] * im->affine[2][i]);
-        sp[2 - i] = s;
-    }
 }
 
 static int is_oblique(const struct nii_image *im) {
@@ -350,7 +315,7 @@ static int process_case(struct run *R, const struct ct_case *cs) {
     if (check_volume(&hdr, "CT volume") != 0) return ct_prefixerr("%s", cs->ct);
     int64_t in_shape[3] = { hdr.dim[3], hdr.dim[2], hdr.dim[1] };
     double sp_in[3];
-    source_spacing(&hdr, o->spacing_norm, sp_in);
+    nii_spacing_c(&hdr, o->spacing_norm, sp_in);
     struct rs_grid g;
     if (rs_grid_init(&g, in_shape, sp_in, &o->rp) != 0) {
         char msg[512];
@@ -393,7 +358,7 @@ static int process_case(struct run *R, const struct ct_case *cs) {
             goto join;
         }
         char why[256];
-        if (!same_grid(&hdr, &lab, why, sizeof why)) {
+        if (!nii_same_grid(&hdr, &lab, why, sizeof why)) {
             ct_seterr("%s: label map is on another grid than %s (%s)", cs->label, cs->ct, why);
             goto join;
         }
@@ -404,7 +369,7 @@ static int process_case(struct run *R, const struct ct_case *cs) {
             goto join;
         }
         STAGE("read labels");
-        as_3d(lab.data);
+        nii_squeeze_3d(lab.data);
         ls.t = lab.data;
         if ((ls.scaled = nii_scaling(&lab, &slope, &inter)) < 0) {
             ct_prefixerr("%s", cs->label);
@@ -471,7 +436,7 @@ join:
 
     /* CT voxels: check, then trilinear + window into the output box */
     img = job.img;
-    as_3d(img.data);
+    nii_squeeze_3d(img.data);
     struct rs_src is = { .t = img.data };
     if ((is.scaled = nii_scaling(&img, &slope, &inter)) < 0) return ct_prefixerr("%s", cs->ct);
     is.slope = slope, is.inter = inter;

@@ -260,28 +260,24 @@ int main(int argc, char **argv) {
 
     struct rec_writer *out = rec_writer_open(cc.output, &cc.wopts);
     if (!out) ct_die("%s", ct_lasterr());
-    int n_in = argc - optind;
-    for (int f = 0; f < (n_in ? n_in : 1); f++) {
-        const char *path = n_in ? argv[optind + f] : "-";
-        struct rec_reader *in = rec_reader_open(path);
-        if (!in) {
+    struct rec_reader *in = rec_reader_open_many(argc - optind, argv + optind);
+    if (!in) {
+        rec_writer_abort(out);
+        ct_die("%s", ct_lasterr());
+    }
+    struct rec r;
+    int rc;
+    while ((rc = rec_read(in, a, &r)) > 0) {
+        if (process(&c, &r, out, argc, argv) != 0) {
             rec_writer_abort(out);
-            ct_die("%s", ct_lasterr());
+            ct_die("record %ld (id %s): %s", r.index, r.id, ct_lasterr());
         }
-        struct rec r;
-        int rc;
-        while ((rc = rec_read(in, a, &r)) > 0) {
-            if (process(&c, &r, out, argc, argv) != 0) {
-                rec_writer_abort(out);
-                ct_die("record %ld (id %s): %s", r.index, r.id, ct_lasterr());
-            }
-            tn_arena_reset(a);
-        }
-        if (rc < 0) {
-            rec_writer_abort(out);
-            ct_die("%s", ct_lasterr());
-        }
-        rec_reader_close(in);
+        tn_arena_reset(a);
+    }
+    rec_reader_close(in);
+    if (rc < 0) {
+        rec_writer_abort(out);
+        ct_die("%s", ct_lasterr());
     }
     if (rec_writer_close(out) != 0) ct_die("%s", ct_lasterr());
     if (c.weights_untrained && c.n_written)
