@@ -139,6 +139,20 @@ void *tn_arena_alloc(struct tn_arena *a, size_t nbytes) {
     size_t n = (nbytes + 63) & ~(size_t)63;
     CT_ASSERT(n >= nbytes);
     a->used += n;
+#if defined(__SANITIZE_ADDRESS__)
+    /* make asan: every allocation its own, exactly sized block, so that AddressSanitizer
+     * sees an overrun past any tensor (inside a shared block it could not) */
+    {
+        struct arena_block *b = ct_xmalloc(sizeof *b);
+        void *p = NULL;
+        if (posix_memalign(&p, 64, nbytes ? nbytes : 1) != 0 || !p) ct_die("out of memory (asked for %zu bytes)", nbytes);
+        b->mem = p;
+        b->size = b->used = nbytes;
+        b->next = a->big;
+        a->big = b;
+        return p;
+    }
+#endif
     if (n > a->block_nbytes / 4) {           /* big: its own allocation */
         struct arena_block *b = block_new(n ? n : 64);
         b->used = n;

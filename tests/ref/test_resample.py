@@ -4,11 +4,11 @@
    down-sampling, equal-size axes, x/y swap on and off) through `ct-resample --no-window
    --no-crop --pad-to 0,0,0`, against torch.nn.functional.interpolate on the (x, y, z) tensor
    (trilinear, align_corners=False; legacy nearest for labels after the class merge).
-   Tolerances: image max |err| <= 1e-5 on values in [0, 1]; labels identical.
+   Tolerances: image max |err| <= 5e-7 on values in [0, 1] (the issue asks 1e-5); labels identical.
 2. The whole fVLM step sequence (tests/ref/fvlm_ref.py: nibabel load, merge, torch resize,
    transpose, window, crop, pad) on the real CT and TotalSegmentator labels of
    ../shared/data/ct-abdomen-totalseg, on the head CT with a user-defined organ set, on a CT
-   without labels, and on the ct-phantom CT: image max |err| <= 1e-5, mask identical, same
+   without labels, and on the ct-phantom CT: image max |err| <= 5e-7, mask identical, same
    crop box and padding, organ_voxels = counts of the reference mask.
 3. Geometry: the output affine puts each organ's centroid where the input label map has it
    (within half an output voxel diagonal), and spacing_mm are its column norms.
@@ -24,7 +24,9 @@ import fvlm_ref
 torch.set_num_threads(1)
 T = tempfile.mkdtemp()
 rng = np.random.default_rng(11)
-TOL = 1e-5
+# The issue's bound is 1e-5; we measure 1.2e-7 (one float ulp near 1.0) and hold the code to
+# 5e-7 (four ulps) so that a regression of a few ulps is caught.
+TOL = 5e-7
 
 
 def save(path, data, spacing, flip=(1, 1, 1)):
@@ -79,7 +81,7 @@ for i, (shape, sp, tgt, swap) in enumerate(cases):
     # torch on the Fortran-ordered array nibabel returns (no MONAI copy): with FMA hardware we
     # reproduce that path bit for bit; informational, the tolerance is the contract
     errf = float(np.abs(got - fvlm_ref.resize(np.asfortranarray(img), size, "trilinear").transpose(2, 1, 0)).max())
-    check(name + ": trilinear max|err| %.2g <= 1e-5 (%.2g vs torch on an F-ordered copy)" % (err, errf), err <= TOL)
+    check(name + ": trilinear max|err| %.2g <= %.0e (%.2g vs torch on an F-ordered copy)" % (err, TOL, errf), err <= TOL)
     mref = fvlm_ref.resize(fvlm_ref.merge(lab.astype(np.float32)), size, "nearest").transpose(2, 1, 0)
     m = r["tensors"]["mask"]
     check(name + ": nearest labels identical", m.shape == mref.shape and np.array_equal(m, mref.astype(np.uint8)),
@@ -175,7 +177,7 @@ def whole(name, ct, seg=None, organs=fvlm_ref.CT_RATE, extra=()):
     if got.shape != image.shape:
         return not_ok(name, "image shape %s vs reference %s" % (got.shape, image.shape))
     err = float(np.abs(got - image).max())
-    check(name + ": image max|err| %.2g <= 1e-5" % err, err <= TOL)
+    check(name + ": image max|err| %.2g <= %.0e" % (err, TOL), err <= TOL)
     meta = r["meta"]
     check(name + ": resampled shape", meta["resampled_shape"] == info["resampled_shape"],
           "%s vs %s" % (meta["resampled_shape"], info["resampled_shape"]))
