@@ -50,6 +50,8 @@ static int out_path(const char *pattern, const char *id, char *buf, size_t n) {
     return 0;
 }
 
+static char **ids;                             /* ids written with %s: one file each (static: reachable at exit) */
+
 static int export_record(const struct rec *r, const char *tensor, const char *pattern, int level) {
     struct tn_tensor *t = rec_tensor_req(r, tensor);
     if (!t) return -1;
@@ -111,7 +113,6 @@ int main(int argc, char **argv) {
     struct tn_arena *a = tn_arena_new(0), *keep = tn_arena_new(0);
     struct rec r, chosen;
     int rc, n_done = 0;
-    char **ids = NULL;                           /* ids written with %s: one file each */
     while ((rc = rec_read(in, n_done && !many ? a : keep, &r)) > 0) {
         if (!cli_select_match(&sel, &r)) {
             tn_arena_reset(n_done && !many ? a : keep);
