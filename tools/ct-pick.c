@@ -71,14 +71,11 @@ int main(int argc, char **argv) {
     if (o.expect && rec_schema_split(o.expect, ename, sizeof ename, &emajor) != 0)
         ct_usage_die("--expect: '%s' is not name/major", o.expect);
 
+    struct rec_reader *in = rec_reader_open_many(argc - optind, argv + optind);   /* before any output */
+    if (!in) ct_die("%s", ct_lasterr());
     struct rec_writer *out = rec_writer_open(cc.output, &cc.wopts);
     if (!out) ct_die("%s", ct_lasterr());
     struct tn_arena *a = tn_arena_new(0);
-    struct rec_reader *in = rec_reader_open_many(argc - optind, argv + optind);
-    if (!in) {
-        rec_writer_abort(out);
-        ct_die("%s", ct_lasterr());
-    }
     struct rec r;
     int rc;
     while ((rc = rec_read(in, a, &r)) > 0) {

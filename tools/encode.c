@@ -258,13 +258,10 @@ int main(int argc, char **argv) {
     tn_arena_reset(a);
     ct_log(1, "weights %s loaded in %.2f s", o.weights, ct_now() - t0);
 
+    struct rec_reader *in = rec_reader_open_many(argc - optind, argv + optind);   /* before any output */
+    if (!in) ct_die("%s", ct_lasterr());
     struct rec_writer *out = rec_writer_open(cc.output, &cc.wopts);
     if (!out) ct_die("%s", ct_lasterr());
-    struct rec_reader *in = rec_reader_open_many(argc - optind, argv + optind);
-    if (!in) {
-        rec_writer_abort(out);
-        ct_die("%s", ct_lasterr());
-    }
     struct rec r;
     int rc;
     while ((rc = rec_read(in, a, &r)) > 0) {

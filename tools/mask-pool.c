@@ -474,17 +474,14 @@ int main(int argc, char **argv) {
     }
     if ((margin_set || frac_set) && !o.multi) ct_usage_die("--margin and --min-fraction apply to --multi");
 
+    struct rec_reader *in = rec_reader_open_many(argc - optind, argv + optind);   /* before any output */
+    if (!in) ct_die("%s", ct_lasterr());
     struct rec_writer *out = rec_writer_open(cc.output, &cc.wopts);
     if (!out) ct_die("%s", ct_lasterr());
     /* The input arena's first block is kept across resets: at 256 MiB it holds a case of up
      * to 64 MiB of image (a 112x256x352 case is 50 MB with its mask) and every case reuses
      * the same pages instead of faulting fresh ones (untouched pages cost nothing). */
     struct tn_arena *ain = tn_arena_new((size_t)256 << 20), *aout = tn_arena_new(0);
-    struct rec_reader *in = rec_reader_open_many(argc - optind, argv + optind);
-    if (!in) {
-        rec_writer_abort(out);
-        ct_die("%s", ct_lasterr());
-    }
     struct rec r;
     int rc;
     while ((rc = rec_read(in, ain, &r)) > 0) {
