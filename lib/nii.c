@@ -238,6 +238,26 @@ static int qform_nibabel(const struct raw_hdr *h, const double pix[4], double A[
     return 0;
 }
 
+/* The fields NIfTI-1 and NIfTI-2 headers share by name (with different types),
+ * copied into raw_hdr. */
+#define COPY_GEOMETRY(h, f)                                                                        \
+    do {                                                                                           \
+        for (int i = 0; i < 8; i++) {                                                              \
+            (h).dim[i] = (f).dim[i];                                                               \
+            (h).pixdim[i] = (f).pixdim[i];                                                         \
+        }                                                                                          \
+        (h).quatern[0] = (f).quatern_b, (h).quatern[1] = (f).quatern_c, (h).quatern[2] = (f).quatern_d; \
+        (h).qoffset[0] = (f).qoffset_x, (h).qoffset[1] = (f).qoffset_y, (h).qoffset[2] = (f).qoffset_z; \
+        for (int c = 0; c < 4; c++) {                                                              \
+            (h).srow[0][c] = (f).srow_x[c];                                                        \
+            (h).srow[1][c] = (f).srow_y[c];                                                        \
+            (h).srow[2][c] = (f).srow_z[c];                                                        \
+        }                                                                                          \
+        (h).qform_code = (f).qform_code, (h).sform_code = (f).sform_code;                          \
+        (h).scl_slope = (f).scl_slope, (h).scl_inter = (f).scl_inter;                              \
+        (h).datatype = (f).datatype;                                                               \
+    } while (0)
+
 /* Decode a header at p (>= 540 bytes available or the whole file). */
 static int header_decode(const uint8_t *p, size_t n, struct nii_image *im, int64_t *vox_offset) {
     memset(im, 0, sizeof *im);
@@ -258,20 +278,7 @@ static int header_decode(const uint8_t *p, size_t n, struct nii_image *im, int64
             return ct_seterr("not a NIfTI file (ANALYZE 7.5 or bad magic)");
         }
         h.version = 1;
-        for (int i = 0; i < 8; i++) {
-            h.dim[i] = f.dim[i];
-            h.pixdim[i] = f.pixdim[i];
-        }
-        h.quatern[0] = f.quatern_b, h.quatern[1] = f.quatern_c, h.quatern[2] = f.quatern_d;
-        h.qoffset[0] = f.qoffset_x, h.qoffset[1] = f.qoffset_y, h.qoffset[2] = f.qoffset_z;
-        for (int c = 0; c < 4; c++) {
-            h.srow[0][c] = f.srow_x[c];
-            h.srow[1][c] = f.srow_y[c];
-            h.srow[2][c] = f.srow_z[c];
-        }
-        h.qform_code = f.qform_code, h.sform_code = f.sform_code;
-        h.scl_slope = f.scl_slope, h.scl_inter = f.scl_inter;
-        h.datatype = f.datatype;
+        COPY_GEOMETRY(h, f);
         if (!(f.vox_offset >= 0 && f.vox_offset < 1e15)) return ct_seterr("invalid vox_offset %g", f.vox_offset);
         h.vox_offset = (int64_t)f.vox_offset;
     } else if (sz == 540 || sz == 0x1c020000) {       /* NIfTI-2 */
@@ -284,20 +291,7 @@ static int header_decode(const uint8_t *p, size_t n, struct nii_image *im, int64
             return ct_seterr(memcmp(f.magic, "ni2", 4) == 0 ? "NIfTI-2 header/image pair is not supported"
                                                              : "not a NIfTI-2 file (bad magic)");
         h.version = 2;
-        for (int i = 0; i < 8; i++) {
-            h.dim[i] = f.dim[i];
-            h.pixdim[i] = f.pixdim[i];
-        }
-        h.quatern[0] = f.quatern_b, h.quatern[1] = f.quatern_c, h.quatern[2] = f.quatern_d;
-        h.qoffset[0] = f.qoffset_x, h.qoffset[1] = f.qoffset_y, h.qoffset[2] = f.qoffset_z;
-        for (int c = 0; c < 4; c++) {
-            h.srow[0][c] = f.srow_x[c];
-            h.srow[1][c] = f.srow_y[c];
-            h.srow[2][c] = f.srow_z[c];
-        }
-        h.qform_code = f.qform_code, h.sform_code = f.sform_code;
-        h.scl_slope = f.scl_slope, h.scl_inter = f.scl_inter;
-        h.datatype = f.datatype;
+        COPY_GEOMETRY(h, f);
         if (f.vox_offset < 0) return ct_seterr("invalid vox_offset %lld", (long long)f.vox_offset);
         h.vox_offset = f.vox_offset;
     } else {
