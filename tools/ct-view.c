@@ -361,11 +361,12 @@ static int centre_point(const struct ctx *c, const char *organ, int mode, int64_
     int64_t n = 0, sum[3] = { 0, 0, 0 }, mn[3] = { INT64_MAX, INT64_MAX, INT64_MAX }, mx[3] = { -1, -1, -1 };
     int64_t *count[3];
     for (int k = 0; k < 3; k++) count[k] = ct_xcalloc((size_t)sh[k], sizeof *count[k]);
+    const uint8_t *mask8 = c->mask->dtype == TN_U8 ? c->mask->data : NULL;     /* the usual label map */
     int64_t i = 0;
     for (int64_t d = 0; d < sh[0]; d++)
         for (int64_t h = 0; h < sh[1]; h++)
             for (int64_t w = 0; w < sh[2]; w++, i++) {
-                if ((int64_t)tn_get(c->mask, i) != lab) continue;
+                if ((mask8 ? (int64_t)mask8[i] : (int64_t)tn_get(c->mask, i)) != lab) continue;
                 int64_t p[3] = { d, h, w };
                 n++;
                 for (int k = 0; k < 3; k++) {
