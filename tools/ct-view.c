@@ -130,35 +130,16 @@ static int meta_bool(const struct rec *r, const char *key) {
     return v && v->type == RV_BOOL && v->v.b;
 }
 
-static void load_maps(const char *path) {
+/* Read every record of a side input (ct.organ/1, ct.probs/1) through take(). */
+static void load_side(const char *path, const char *schema, void (*take)(const char *path, const struct rec *r)) {
     struct rec_reader *in = rec_reader_open(path);
     if (!in) ct_die("%s", ct_lasterr());
     struct tn_arena *a = tn_arena_new(0);
     struct rec r;
     int rc;
     while ((rc = rec_read(in, a, &r)) > 0) {
-        if (rec_expect(&r, "ct.organ", 1) != 0) ct_die("%s: record %ld (id %s): %s", path, r.index, r.id, ct_lasterr());
-        if (meta_bool(&r, "empty")) {                     /* an organ without tokens has no map */
-            tn_arena_reset(a);
-            continue;
-        }
-        struct tn_tensor *t = rec_tensor_req(&r, "anomaly");
-        if (!t) ct_die("%s: record %ld (id %s): %s", path, r.index, r.id, ct_lasterr());
-        if (t->ndim != 3) ct_die("%s: record %ld (id %s): tensor 'anomaly' is %d-D, expected 3-D", path, r.index, r.id, t->ndim);
-        struct organ_map m = { 0 };
-        m.id = ct_xstrdup(r.id);
-        const char *o = rec_meta_str(&r, "organ"), *wo = rec_meta_str(&r, "window_organ");
-        m.organ = ct_xstrdup(o ? o : "");
-        m.window_organ = ct_xstrdup(wo ? wo : o ? o : "");
-        m.have_affine = rec_meta_mat4(&r, "affine", m.affine);
-        if (m.have_affine < 0) ct_die("%s: record %ld (id %s): %s", path, r.index, r.id, ct_lasterr());
-        if (rec_meta_i64(&r, "window_offset", m.offset, 3) < 0) ct_die("%s: record %ld (id %s): %s", path, r.index, r.id, ct_lasterr());
-        m.untrained = meta_bool(&r, "weights_untrained");
-        m.anom = *t;
-        m.anom.data = ct_xmalloc(tn_nbytes(t) ? tn_nbytes(t) : 1);
-        memcpy(m.anom.data, t->data, tn_nbytes(t));
-        maps = ct_xrealloc(maps, (size_t)(n_maps + 1) * sizeof *maps);
-        maps[n_maps++] = m;
+        if (rec_expect(&r, schema, 1) != 0) ct_die("%s: record %ld (id %s): %s", path, r.index, r.id, ct_lasterr());
+        take(path, &r);
         tn_arena_reset(a);
     }
     if (rc < 0) ct_die("%s", ct_lasterr());
@@ -166,42 +147,51 @@ static void load_maps(const char *path) {
     tn_arena_free(a);
 }
 
+static void take_map(const char *path, const struct rec *r) {
+    if (meta_bool(r, "empty")) return;                    /* an organ without tokens has no map */
+    struct tn_tensor *t = rec_tensor_req(r, "anomaly");
+    if (!t) ct_die("%s: record %ld (id %s): %s", path, r->index, r->id, ct_lasterr());
+    if (t->ndim != 3) ct_die("%s: record %ld (id %s): tensor 'anomaly' is %d-D, expected 3-D", path, r->index, r->id, t->ndim);
+    struct organ_map m = { 0 };
+    m.id = ct_xstrdup(r->id);
+    const char *o = rec_meta_str(r, "organ"), *wo = rec_meta_str(r, "window_organ");
+    m.organ = ct_xstrdup(o ? o : "");
+    m.window_organ = ct_xstrdup(wo ? wo : o ? o : "");
+    m.have_affine = rec_meta_mat4(r, "affine", m.affine);
+    if (m.have_affine < 0) ct_die("%s: record %ld (id %s): %s", path, r->index, r->id, ct_lasterr());
+    if (rec_meta_i64(r, "window_offset", m.offset, 3) < 0) ct_die("%s: record %ld (id %s): %s", path, r->index, r->id, ct_lasterr());
+    m.untrained = meta_bool(r, "weights_untrained");
+    m.anom = *t;
+    m.anom.data = ct_xmalloc(tn_nbytes(t) ? tn_nbytes(t) : 1);
+    memcpy(m.anom.data, t->data, tn_nbytes(t));
+    maps = ct_xrealloc(maps, (size_t)(n_maps + 1) * sizeof *maps);
+    maps[n_maps++] = m;
+}
+
 static const char *val_str(const struct rec_val *v) { return v && v->type == RV_STR ? v->v.s.p : NULL; }
 
-static void load_probs(const char *path) {
-    struct rec_reader *in = rec_reader_open(path);
-    if (!in) ct_die("%s", ct_lasterr());
-    struct tn_arena *a = tn_arena_new(0);
-    struct rec r;
-    int rc;
-    while ((rc = rec_read(in, a, &r)) > 0) {
-        if (rec_expect(&r, "ct.probs", 1) != 0) ct_die("%s: record %ld (id %s): %s", path, r.index, r.id, ct_lasterr());
-        struct tn_tensor *t = rec_tensor_req(&r, "p_pos");
-        const struct rec_val *items = rec_meta_get(&r, "items");
-        if (!t) ct_die("%s: record %ld (id %s): %s", path, r.index, r.id, ct_lasterr());
-        if (!items || items->type != RV_ARRAY || (int64_t)items->v.a.n != tn_numel(t))
-            ct_die("%s: record %ld (id %s): meta items does not match tensor 'p_pos'", path, r.index, r.id);
-        struct probs p = { 0 };
-        p.id = ct_xstrdup(r.id);
-        p.n = (int)items->v.a.n;
-        p.organ = ct_xcalloc((size_t)p.n + 1, sizeof *p.organ);
-        p.abnormality = ct_xcalloc((size_t)p.n + 1, sizeof *p.abnormality);
-        p.p = ct_xcalloc((size_t)p.n + 1, sizeof *p.p);
-        for (int i = 0; i < p.n; i++) {
-            const char *o = val_str(rec_val_map_get(&items->v.a.items[i], "organ"));
-            const char *ab = val_str(rec_val_map_get(&items->v.a.items[i], "abnormality"));
-            if (!o || !ab) ct_die("%s: record %ld (id %s): meta items[%d] lacks organ or abnormality", path, r.index, r.id, i);
-            p.organ[i] = ct_xstrdup(o);
-            p.abnormality[i] = ct_xstrdup(ab);
-            p.p[i] = tn_get(t, i);
-        }
-        probs = ct_xrealloc(probs, (size_t)(n_probs + 1) * sizeof *probs);
-        probs[n_probs++] = p;
-        tn_arena_reset(a);
+static void take_probs(const char *path, const struct rec *r) {
+    struct tn_tensor *t = rec_tensor_req(r, "p_pos");
+    const struct rec_val *items = rec_meta_get(r, "items");
+    if (!t) ct_die("%s: record %ld (id %s): %s", path, r->index, r->id, ct_lasterr());
+    if (!items || items->type != RV_ARRAY || (int64_t)items->v.a.n != tn_numel(t))
+        ct_die("%s: record %ld (id %s): meta items does not match tensor 'p_pos'", path, r->index, r->id);
+    struct probs p = { 0 };
+    p.id = ct_xstrdup(r->id);
+    p.n = (int)items->v.a.n;
+    p.organ = ct_xcalloc((size_t)p.n + 1, sizeof *p.organ);
+    p.abnormality = ct_xcalloc((size_t)p.n + 1, sizeof *p.abnormality);
+    p.p = ct_xcalloc((size_t)p.n + 1, sizeof *p.p);
+    for (int i = 0; i < p.n; i++) {
+        const char *o = val_str(rec_val_map_get(&items->v.a.items[i], "organ"));
+        const char *ab = val_str(rec_val_map_get(&items->v.a.items[i], "abnormality"));
+        if (!o || !ab) ct_die("%s: record %ld (id %s): meta items[%d] lacks organ or abnormality", path, r->index, r->id, i);
+        p.organ[i] = ct_xstrdup(o);
+        p.abnormality[i] = ct_xstrdup(ab);
+        p.p[i] = tn_get(t, i);
     }
-    if (rc < 0) ct_die("%s", ct_lasterr());
-    rec_reader_close(in);
-    tn_arena_free(a);
+    probs = ct_xrealloc(probs, (size_t)(n_probs + 1) * sizeof *probs);
+    probs[n_probs++] = p;
 }
 
 static void free_side_inputs(void) {
@@ -901,6 +891,32 @@ static int sheet_compose(struct sheet *sh, const struct opts *o, struct rn_image
     return 0;
 }
 
+/* Start the sheet of the case of record r: one colour scale for every map of its id. */
+static void sheet_start(struct sheet *sh, const struct rec *r, const struct opts *o) {
+    sh->id = ct_xstrdup(r->id);
+    sh->first.id = sh->id;
+    sh->first.index = r->index;
+    sh->first.schema = "";
+    if (!o->anomaly_file) return;
+    sh->alo = sh->ahi = 0;
+    for (int i = 0; i < n_maps; i++)
+        if (!strcmp(maps[i].id, r->id)) {
+            double m = map_max(&maps[i]);
+            if (m > sh->ahi) sh->ahi = m;
+            sh->untrained |= maps[i].untrained;
+        }
+    if (o->have_arange) sh->alo = o->arange[0], sh->ahi = o->arange[1];
+    if (!(sh->ahi > sh->alo)) sh->ahi = sh->alo + 1;
+}
+
+static void sheet_flush(struct sheet *sh, const struct opts *o, const char *output, char **argv) {
+    struct rn_image im;
+    sheet_compose(sh, o, &im);
+    if (emit(output, &sh->first, "case", &im, argv) != 0) ct_die("case %s: %s", sh->id, ct_lasterr());
+    rn_image_free(&im);
+    sheet_free(sh);
+}
+
 /* ---- main ---- */
 
 static void parse_pair(const char *opt, const char *arg, double v[2], int positive_second) {
@@ -1005,8 +1021,8 @@ int main(int argc, char **argv) {
 
     struct rec_reader *in = rec_reader_open_many(argc - optind, argv + optind);
     if (!in) ct_die("%s", ct_lasterr());
-    if (o.anomaly_file) load_maps(o.anomaly_file);
-    if (o.probs_file) load_probs(o.probs_file);
+    if (o.anomaly_file) load_side(o.anomaly_file, "ct.organ", take_map);
+    if (o.probs_file) load_side(o.probs_file, "ct.probs", take_probs);
 
     struct tn_arena *a = tn_arena_new(0);
     struct rec r;
@@ -1014,7 +1030,6 @@ int main(int argc, char **argv) {
     struct rn_image kept = { 0 };               /* single output: written after the whole stream */
     struct sheet sh;
     memset(&sh, 0, sizeof sh);
-    int n_sheets = 0;
     while ((rc = rec_read(in, a, &r)) > 0) {
         if (!cli_select_match(&sel, &r)) {
             tn_arena_reset(a);
@@ -1035,32 +1050,9 @@ int main(int argc, char **argv) {
         } else {
             if (sh.id && strcmp(sh.id, r.id)) {       /* a new case: the previous sheet is complete */
                 if (!many) ct_die("record %ld (id %s): a second case (after %s); use -i or %%s in -o", r.index, r.id, sh.id);
-                struct rn_image im;
-                sheet_compose(&sh, &o, &im);
-                if (emit(output, &sh.first, "case", &im, argv) != 0) ct_die("case %s: %s", sh.id, ct_lasterr());
-                rn_image_free(&im);
-                sheet_free(&sh);
-                n_sheets++;
+                sheet_flush(&sh, &o, output, argv);
             }
-            if (!sh.id) {
-                sh.id = ct_xstrdup(r.id);
-                sh.first.id = sh.id;
-                sh.first.index = r.index;
-                sh.first.schema = "";
-                if (o.anomaly_file) {
-                    /* one colour scale for the whole case: every map of this id */
-                    sh.ahi = 0;
-                    for (int i = 0; i < n_maps; i++)
-                        if (!strcmp(maps[i].id, r.id)) {
-                            double m = map_max(&maps[i]);
-                            if (m > sh.ahi) sh.ahi = m;
-                            sh.untrained |= maps[i].untrained;
-                        }
-                    sh.alo = 0;
-                    if (o.have_arange) sh.alo = o.arange[0], sh.ahi = o.arange[1];
-                    if (!(sh.ahi > sh.alo)) sh.ahi = sh.alo + 1;
-                }
-            }
+            if (!sh.id) sheet_start(&sh, &r, &o);
             if (sheet_add(&sh, &r, &o) != 0) ct_die("record %ld (id %s): %s", r.index, r.id, ct_lasterr());
             n_sel++;
         }
@@ -1069,12 +1061,7 @@ int main(int argc, char **argv) {
     if (rc < 0) ct_die("%s", ct_lasterr());
     if (n_sel == 0) ct_die("no record selected");
     if (o.sheet) {
-        struct rn_image im;
-        sheet_compose(&sh, &o, &im);
-        if (emit(output, &sh.first, "case", &im, argv) != 0) ct_die("case %s: %s", sh.id, ct_lasterr());
-        rn_image_free(&im);
-        sheet_free(&sh);
-        n_sheets++;
+        sheet_flush(&sh, &o, output, argv);
     } else if (!many) {
         struct rec fake = { 0 };
         fake.id = "";
@@ -1087,6 +1074,5 @@ int main(int argc, char **argv) {
     free_side_inputs();
     for (int i = 0; i < n_written; i++) free(written[i]);
     free(written);
-    (void)n_sheets;
     return CT_EXIT_OK;
 }
