@@ -137,7 +137,7 @@ static const uint8_t palette[10][3] = {
     { 64, 160, 255 },  /* blue */
     { 64, 230, 64 },   /* green */
     { 255, 200, 0 },   /* yellow */
-    { 230, 64, 230 },  /* magenta */
+    { 170, 110, 40 },  /* brown (magenta is the token-flag colour) */
     { 0, 230, 230 },   /* cyan */
     { 255, 140, 0 },   /* orange */
     { 160, 100, 255 }, /* violet */

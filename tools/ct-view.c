@@ -100,7 +100,7 @@ struct opts {
 };
 
 static const uint8_t BG[3] = { 24, 24, 24 }, FG[3] = { 235, 235, 235 }, DIM[3] = { 150, 150, 150 },
-                     LETTER[3] = { 255, 230, 90 }, FLAG_COLOUR[3] = { 255, 60, 60 };
+                     LETTER[3] = { 255, 230, 90 }, FLAG_COLOUR[3] = { 255, 0, 255 };
 #define GAP 8
 
 /* ---- ct.organ/1 and ct.probs/1 side inputs (small: kept whole) ---- */
@@ -453,7 +453,6 @@ static int render_panel(const struct ctx *c, const struct opts *o, enum rn_plane
     if (rn_slice_init(s, c->t->shape, plane, pt[fixed], c->have_affine ? c->affine : NULL, sp, o->scale, o->orient) != 0)
         return -1;
     rn_grey(s, c->t, c->lo, c->hi, im);
-    if ((what & DRAW_OUTLINE) && c->mask && rn_outline(s, c->mask, im, &info->seen) != 0) return -1;
     if (what & DRAW_FLAGS) {
         const struct tn_tensor *tok;
         int64_t grid[3], cell[3];
@@ -479,6 +478,8 @@ static int render_panel(const struct ctx *c, const struct opts *o, enum rn_plane
         info->n_anom_px = rn_anomaly_paint(s, vals, alo, ahi, im);
         free(vals);
     }
+    /* outlines last: crisp on top of the translucent overlays */
+    if ((what & DRAW_OUTLINE) && c->mask && rn_outline(s, c->mask, im, &info->seen) != 0) return -1;
     return 0;
 }
 
@@ -704,6 +705,7 @@ struct sheet_row {
     char           *caption[6];
     int             n;
     char            legend[160];
+    struct legend  *probs;              /* the organ's probabilities (--probs), or NULL */
 };
 
 struct sheet {
@@ -728,6 +730,7 @@ static void sheet_free(struct sheet *sh) {
         }
         free(sh->rows[i].title);
         free(sh->rows[i].sub);
+        free(sh->rows[i].probs);
     }
     free(sh->rows);
     for (int k = 0; k < sh->n_organs; k++) free(sh->organ_names[k]);
@@ -768,18 +771,25 @@ static int sheet_add(struct sheet *sh, const struct rec *r, const struct opts *o
     rec_meta_i64(r, "window_offset", off, 3);
     snprintf(t, sizeof t, "offset %lld,%lld,%lld  shape %lldx%lldx%lld", (long long)off[0], (long long)off[1],
              (long long)off[2], (long long)c.t->shape[0], (long long)c.t->shape[1], (long long)c.t->shape[2]);
-    /* probabilities of this organ */
+    row->sub = ct_xstrdup(t);
+    /* probabilities of this organ, each with a square of its value on the colour map */
     for (int i = 0; org && i < n_probs; i++) {
         if (strcmp(probs[i].id, r->id)) continue;
-        for (int j = 0; j < probs[i].n; j++)
-            if (!strcmp(probs[i].organ[j], org) && strlen(t) < sizeof t - 40) {
-                char pb[16];
-                if (isnan(probs[i].p[j])) snprintf(pb, sizeof pb, "-");
-                else snprintf(pb, sizeof pb, "%.2f", probs[i].p[j]);
-                snprintf(t + strlen(t), sizeof t - strlen(t), "  %s %s", probs[i].abnormality[j], pb);
+        for (int j = 0; j < probs[i].n; j++) {
+            if (strcmp(probs[i].organ[j], org)) continue;
+            if (!row->probs) row->probs = ct_xcalloc(1, sizeof *row->probs);
+            char pb[200];
+            uint8_t col[3];
+            if (isnan(probs[i].p[j])) {
+                snprintf(pb, sizeof pb, "p(%.150s) -", probs[i].abnormality[j]);
+                memcpy(col, DIM, 3);
+            } else {
+                snprintf(pb, sizeof pb, "p(%.150s) %.2f", probs[i].abnormality[j], probs[i].p[j]);
+                rn_colormap(probs[i].p[j], col);
             }
+            legend_add(row->probs, col, pb);
+        }
     }
-    row->sub = ct_xstrdup(t);
     const enum rn_plane planes[3] = { RN_AXIAL, RN_CORONAL, RN_SAGITTAL };
     struct rn_slice s;
     struct rn_image im;
@@ -838,6 +848,8 @@ static int sheet_compose(struct sheet *sh, const struct opts *o, struct rn_image
         if (w > W) W = w;
         H += 2 * line + line + h + GAP + (sh->rows[i].legend[0] ? line : 0);
     }
+    for (int i = 0; i < sh->n_rows; i++)
+        if (sh->rows[i].probs) H += legend_draw(sh->rows[i].probs, NULL, 0, 0, W);
     int bar_w = sh->have_anom ? GAP + 12 + 5 + 7 * RN_GLYPH_W : 0;
     int width = margin + W + bar_w + margin;
     struct legend lg;
@@ -870,6 +882,7 @@ static int sheet_compose(struct sheet *sh, const struct opts *o, struct rn_image
         rn_text(out, margin, y, row->title, FG, 1);
         rn_text(out, margin, y + line, row->sub, DIM, 1);
         y += 2 * line;
+        if (row->probs) y += legend_draw(row->probs, out, margin, y, W);
         int x = margin, h = 0;
         for (int j = 0; j < row->n; j++) {
             rn_text(out, x, y, row->caption[j], DIM, 1);

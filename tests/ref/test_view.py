@@ -258,7 +258,7 @@ wmeta = {"organ": "heart", "organ_index": 1, "organs": ["lung", "heart"], "windo
          "spacing_mm": SP, "hu_window": [-1150, 350]}
 win = stream(os.path.join(T, "win.ctv"), [("ct.window/1", "c1", dict({"image": wimg, "mask": wmask},
                                            **{"tok%d/heart" % s: toks[s] for s in toks}), wmeta)])
-FLAG = (255, 60, 60)
+FLAG = (255, 0, 255)                                   # magenta (docs/ct-view.md)
 for plane, idx, stage in (("axial", 13, 3), ("coronal", 50, 2), ("sagittal", 60, 1), ("axial", 20, 4)):
     got = view(["--bare", "-p", plane, "-n", str(idx), "-f", str(stage), win])
     kw = dict(affine=WAFF, spacing=SP)
@@ -344,8 +344,8 @@ pr = stream(os.path.join(T, "probs.ctv"), [("ct.probs/1", "c1", {"p_pos": np.arr
 both = os.path.join(T, "both.ctv")
 open(both, "wb").write(open(win, "rb").read() * 2)
 sheet = view(["--sheet", "-a", org, "--probs", pr, "-r", "0", both], "sheet.png")
-tinted = (sheet[..., 0] - sheet[..., 1] > 50) & (sheet[..., 1] == sheet[..., 2])   # red blended over grey
-check("sheet: one picture with flag cells (%d red-tinted pixels) and the anomaly scale bar" % tinted.sum(),
+tinted = (sheet[..., 0] - sheet[..., 1] > 50) & (sheet[..., 0] == sheet[..., 2])   # magenta blended over grey
+check("sheet: one picture with flag cells (%d magenta-tinted pixels) and the anomaly scale bar" % tinted.sum(),
       sheet.shape[1] > 4 * 64 and tinted.sum() > 100 and np.all(sheet == (253, 231, 37), -1).any())
 pat = os.path.join(T, "many-%s-%d-%o.png")
 reflib.run(["ct-view", "-p", "coronal", "-o", pat, both])
