@@ -3,6 +3,7 @@
 
 #include <png.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -74,7 +75,9 @@ int png_write_rgb(const char *path, const uint8_t *rgb, int w, int h, const char
         return ct_seterr("png: bad picture size %d x %d", w, h);
     if (!strcmp(path, "-")) {
         if (isatty(STDOUT_FILENO)) return ct_seterr("refusing to write a PNG to a terminal; use -o FILE.png");
-        return encode(STDOUT_FILENO, rgb, w, h, software);
+        signal(SIGPIPE, SIG_IGN);          /* a closed reader is reported as an EPIPE error, not a silent death */
+        if (encode(STDOUT_FILENO, rgb, w, h, software) != 0) return ct_prefixerr("stdout");
+        return 0;
     }
     struct ct_atomic a;
     if (ct_atomic_open(&a, path) != 0) return -1;

@@ -28,6 +28,9 @@ check "contact sheet of the case" ct-view --sheet -o "$T/sheet.png" "$T/win.ctv"
 png_ok "contact sheet is a PNG" "$T/sheet.png"
 ct-view -r 0 -o - "$T/win.ctv" >"$T/stdout.png" && png_ok "-o - writes the PNG to stdout" "$T/stdout.png"
 check "ct-view reads stdin" sh -c "ct-view -r 0 -o '$T/stdin.png' <'$T/case.ctv'"
+ct-import "$T/ph/ct.nii.gz" -l "$T/ph/seg.nii.gz" >"$T/img.ctv"
+check "ct.image/1: HU volume, outlines from its 'label' tensor" ct-view -w 40,400 -p coronal -m -o "$T/img.png" "$T/img.ctv"
+check "ct.organ-style 3-D tensor under another name (-t)" ct-view -t label -o "$T/label.png" "$T/img.ctv"
 check "--help" ct-view --help
 ct-view --help | grep -q '^Usage: ct-view' && ok "help: usage on stdout" || notok "help: usage on stdout" "no usage"
 
@@ -65,6 +68,13 @@ expect_fail "missing input file" 1 "^ct-view: $T/none.ctv: No such file or direc
 nothing_left "bad input leaves no file" "$T/out"
 expect_fail "unwritable output" 1 "^ct-view: .*$T/nodir/x.png" ct-view -o "$T/nodir/x.png" "$T/case.ctv"
 expect_fail "output is a directory" 1 "is a directory" ct-view -o "$T/out" "$T/case.ctv"
+expect_fail "full disk" 1 "^ct-view: /dev/full: png: write: No space left on device$" ct-view -r 0 -o /dev/full "$T/case.ctv"
+# noise: a PNG (~190 KB) far larger than a pipe's buffer, so the writer surely meets the closed reader
+"$PYTHON" -c "
+import sys; sys.path.insert(0, 'tests/ref')
+import numpy as np, reflib
+reflib.write_record(open('$T/noise.ctv', 'wb'), 'ct.image/1', 'noise', {'image': np.random.default_rng(1).random((4, 256, 256), dtype=np.float32)})"
+expect_fail "broken pipe" 1 "^ct-view: stdout: png: write: broken pipe" bash -c "set -o pipefail; ct-view -o - '$T/noise.ctv' | head -c 1 >/dev/null"
 # a failure on the 2nd record of a pattern run keeps the 1st picture whole and writes no 2nd
 expect_fail "pattern run stops at the bad record" 1 "record 1 \(id ph\): unknown organ 'lung'|organ 'lung' has no voxels" ct-view -O lung -o "$T/out/%d.png" "$T/win.ctv"
 [ -s "$T/out/0.png" ] && [ ! -e "$T/out/1.png" ] && [ "$(ls -A "$T/out" | wc -l)" = 1 ] &&
