@@ -43,8 +43,8 @@ void rn_fill_rect(struct rn_image *im, int x, int y, int w, int h, const uint8_t
 /* One pixel blended: p = (p (256 - a) + c a + 128) >> 8 per channel, a in 0..256. */
 void rn_blend(uint8_t *p, const uint8_t c[3], int a);
 
-/* ---- text: a 5x7 font in 6x8 cells (upper case; lower case is drawn as upper
- * case; other unknown characters as '?'), scaled by an integer ---- */
+/* ---- text: a 5x7 font in 6x8 cells (digits, letters, common punctuation; other
+ * characters are drawn as '?'), scaled by an integer ---- */
 #define RN_GLYPH_W 6
 #define RN_GLYPH_H 8
 int  rn_text_width(const char *s, int scale);

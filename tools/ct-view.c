@@ -39,8 +39,9 @@ static void usage(FILE *f) {
             "                         (default slice: the middle of the axis; --sheet: through the\n"
             "                         window's organ with --centre area)\n"
             "Grey levels:\n"
-            "  -w, --hu-window L,W    HU window level,width (lung -600,1500; mediastinum 40,400); on a\n"
-            "                         record with meta hu_window (already in [0,1]) it is converted\n"
+            "  -w, --hu-window L,W    HU window level,width, or lung (-600,1500), mediastinum (40,400),\n"
+            "                         bone (400,1800); on a record with meta hu_window (an image\n"
+            "                         already windowed to [0,1]) it is converted to image values\n"
             "  -R, --range LO,HI      tensor values LO..HI to black..white (e.g. 0,1)\n"
             "                         (default: 0,1 with meta hu_window, else the tensor's min,max)\n"
             "Overlays:\n"
@@ -994,7 +995,13 @@ int main(int argc, char **argv) {
             else if (!strcmp(optarg, "area")) o.centre = CENTRE_AREA;
             else ct_usage_die("--centre: expected com, bbox or area, got '%s'", optarg);
             break;
-        case 'w': parse_pair("--hu-window", optarg, o.hu, 1); o.have_hu = 1; break;
+        case 'w':
+            if (!strcmp(optarg, "lung")) o.hu[0] = -600, o.hu[1] = 1500;
+            else if (!strcmp(optarg, "mediastinum")) o.hu[0] = 40, o.hu[1] = 400;
+            else if (!strcmp(optarg, "bone")) o.hu[0] = 400, o.hu[1] = 1800;
+            else parse_pair("--hu-window", optarg, o.hu, 1);
+            o.have_hu = 1;
+            break;
         case 'R': parse_pair("--range", optarg, o.range, 0); o.have_range = 1; break;
         case 'm': o.outline = 1; break;
         case OPT_MASK: o.mask = optarg; break;
