@@ -867,7 +867,7 @@ static int sheet_compose(struct sheet *sh, const struct opts *o, struct rn_image
     H += lg_h + margin;
     rn_image_init(out, width, H, BG);
     char t[256];
-    snprintf(t, sizeof t, "%s  contact sheet  %d window%s", sh->id, sh->n_rows, sh->n_rows == 1 ? "" : "s");
+    snprintf(t, sizeof t, "%s  contact sheet  %d record%s", sh->id, sh->n_rows, sh->n_rows == 1 ? "" : "s");
     rn_text(out, margin, margin, t, FG, 1);
     int y = margin + line;
     if (sh->have_anom)
