@@ -818,7 +818,8 @@ static int sheet_add(struct sheet *sh, const struct rec *r, const struct opts *o
             row_add(row, &im, &s, tok->name, 0);
             rn_slice_free(&s);
         }
-    } else if (o->flag_stage) return -1;     /* asked for explicitly: missing flags are an error */
+    } else if (o->flag_stage && (o->flag_organ || rec_meta_str(r, "organ")))
+        return -1;                          /* asked for explicitly on a window: missing flags are an error */
     if (o->anomaly_file) {
         int any = 0;
         for (int i = 0; i < n_maps; i++) any |= map_matches(&maps[i], r);

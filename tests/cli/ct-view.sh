@@ -81,3 +81,5 @@ expect_fail "pattern run stops at the bad record" 1 "record 1 \(id ph\): unknown
     ok "pattern run: earlier pictures complete, nothing partial" || notok "pattern run: earlier pictures complete, nothing partial" "$(ls -A "$T/out")"
 check "one contact sheet per case with %s" ct-view --sheet -o "$T/sheet-%s.png" "$T/win.ctv" "$T/win2.ctv"
 [ -s "$T/sheet-ph.png" ] && [ -s "$T/sheet-ph2.png" ] && ok "sheets named by case id" || notok "sheets named by case id" "$(ls "$T")"
+check "sheet: a case record heading its windows, stage-3 flags" sh -c "cat '$T/case.ctv' '$T/win.ctv' | ct-view --sheet -f 3 -o '$T/sheet-case.png'"
+expect_fail "sheet: stage flags missing from a window" 1 "missing tensor 'tok2/heart'" ct-view --sheet -f 2:heart -o "$T/out/x.png" "$T/win.ctv"
