@@ -19,315 +19,7 @@
 #include "csv.h"
 #include "ct.h"
 
-/* ---- compiled-in tables (equal to the YAML files in pipelines/; tests/unit/test-report.c) ---- */
-
-static const char *const default_organs[] = { "lung", "heart", "esophagus", "aorta" };
-static const char *const default_alias_keys[] = {
-    "lungs",     "pulmonary",  "lung parenchyma", "lungs and pleura", "lung and pleura",
-    "pleura",    "airways",    "heart and pericardium", "cardiac", "pericardium",
-    "oesophagus", "esophageal", "oesophageal",   "aortic",  "thoracic aorta",
-};
-static const int default_alias_organ[] = { 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3 };
-
-static const char *const default_abn[] = {
-    "Medical material",           "Arterial wall calcification",    "Cardiomegaly",
-    "Pericardial effusion",       "Coronary artery wall calcification", "Hiatal hernia",
-    "Lymphadenopathy",            "Emphysema",                      "Atelectasis",
-    "Lung nodule",                "Lung opacity",                   "Pulmonary fibrotic sequela",
-    "Pleural effusion",           "Mosaic attenuation pattern",     "Peribronchial thickening",
-    "Consolidation",              "Bronchiectasis",                 "Interlobular septal thickening",
-};
-
-/* ViSD-Boost eval.py test_items: organ, abnormality, negative, positive (method.md §6.3) */
-static const char *const default_items[][4] = {
-    { "lung", "Emphysema", "Not Emphysema.", "Emphysema." },
-    { "lung", "Atelectasis", "Not Atelectatic.", "Atelectatic." },
-    { "lung", "Lung nodule", "Not Lung nodule.", "Lung nodule." },
-    { "lung", "Lung opacity", "Not Lung opacity.", "Lung opacity." },
-    { "lung", "Pulmonary fibrotic sequela", "Not Pulmonary fibrotic.", "Pulmonary fibrotic." },
-    { "lung", "Pleural effusion", "Not Pleural effusion.", "Pleural effusion." },
-    { "lung", "Mosaic attenuation pattern", "Not Mosaic attenuation pattern.", "Mosaic attenuation pattern." },
-    { "lung", "Peribronchial thickening", "Not Peribronchial thickening.", "Peribronchial thickening." },
-    { "lung", "Consolidation", "Not Consolidation.", "Consolidation." },
-    { "lung", "Bronchiectasis", "Not Bronchiectasis.", "Bronchiectasis." },
-    { "lung", "Interlobular septal thickening", "Not Interlobular septal thickening.",
-      "Interlobular septal thickening." },
-    { "heart", "Cardiomegaly", "Not Cardiomegaly.", "Cardiomegaly." },
-    { "heart", "Pericardial effusion", "Not Pericardial effusion.", "Pericardial effusion." },
-    { "heart", "Coronary artery wall calcification", "Not Coronary artery wall calcification.",
-      "Coronary artery wall calcification." },
-    { "esophagus", "Hiatal hernia", "Not Hiatal hernia.", "Hiatal hernia." },
-    { "aorta", "Arterial wall calcification", "Not Arterial wall calcification.", "Arterial wall calcification." },
-};
-
 #define NELEM(a) ((int)(sizeof(a) / sizeof((a)[0])))
-
-/* ---- key form and organ lookup ---- */
-
-static int is_sep(int c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '_' || c == '-'; }
-
-size_t report_key_norm(const char *s, char *out, size_t n) {
-    size_t k = 0;
-    int pending = 0;                         /* a separator run seen since the last letter */
-    if (n == 0) return 0;
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (is_sep(c)) {
-            pending = k > 0;
-            continue;
-        }
-        if (pending) {
-            if (k + 1 >= n) break;
-            out[k++] = ' ';
-            pending = 0;
-        }
-        if (k + 1 >= n) break;
-        out[k++] = (char)(c < 0x80 ? tolower(c) : c);
-    }
-    out[k] = 0;
-    return k;
-}
-
-void report_organs_default(struct report_organs *o) {
-    memset(o, 0, sizeof *o);
-    o->n = NELEM(default_organs);
-    for (int i = 0; i < o->n; i++) o->names[i] = default_organs[i];
-    o->n_aliases = NELEM(default_alias_keys);
-    o->alias_keys = (const char **)default_alias_keys;
-    o->alias_organ = default_alias_organ;
-    o->n_ignore = 0;
-    o->ignore = NULL;
-}
-
-int report_organ_find(const struct report_organs *o, const char *key, enum report_match *how) {
-    for (int i = 0; i < o->n; i++)
-        if (!strcmp(key, o->names[i])) {
-            *how = REPORT_EXACT;
-            return i;
-        }
-    char k[256];
-    if (strlen(key) >= sizeof k - 1) {
-        *how = REPORT_UNKNOWN;
-        return -1;
-    }
-    report_key_norm(key, k, sizeof k);
-    for (int i = 0; i < o->n; i++)
-        if (!strcmp(k, o->names[i])) {
-            *how = REPORT_CASE;
-            return i;
-        }
-    for (int i = 0; i < o->n_aliases; i++)
-        if (!strcmp(k, o->alias_keys[i])) {
-            *how = REPORT_ALIAS;
-            return o->alias_organ[i];
-        }
-    for (int i = 0; i < o->n_ignore; i++)
-        if (!strcmp(k, o->ignore[i])) {
-            *how = REPORT_IGNORED;
-            return -1;
-        }
-    *how = REPORT_UNKNOWN;
-    return -1;
-}
-
-/* A scalar of a config file as a key-form name; -1 + lasterr. */
-static int cfg_name(const struct cfg_node *n, struct tn_arena *a, int must_be_key_form, const char **out) {
-    if (!n || n->type != CFG_SCALAR || n->len == 0) return cfg_error(n, "expected a non-empty name");
-    if (csv_utf8_check(n->str, n->len) != n->len || strlen(n->str) != n->len)
-        return cfg_error(n, "invalid UTF-8 or NUL byte");
-    char k[256];
-    if (n->len >= sizeof k - 1) return cfg_error(n, "name longer than %zu bytes", sizeof k - 2);
-    report_key_norm(n->str, k, sizeof k);
-    if (!k[0]) return cfg_error(n, "expected a non-empty name");
-    if (must_be_key_form && strcmp(k, n->str))
-        return cfg_error(n, "organ name '%s' must be written in key form ('%s')", n->str, k);
-    *out = tn_arena_strdup(a, k);
-    return 0;
-}
-
-static int cfg_seq(const struct cfg_node *root, const char *key, int required, const struct cfg_node **out) {
-    const struct cfg_node *n = cfg_get(root, key);
-    *out = NULL;
-    if (!n) return required ? cfg_error(root, "missing key '%s'", key) : 0;
-    if (n->type != CFG_SEQ) return cfg_error(n, "'%s' must be a list", key);
-    *out = n;
-    return 0;
-}
-
-int report_organs_load(const char *path, struct tn_arena *a, struct report_organs *o) {
-    struct cfg_node *root = cfg_load_file(path, a);
-    if (!root) return -1;
-    if (root->type != CFG_MAP) return cfg_error(root, "expected a map with keys organs, aliases, ignore");
-    for (int i = 0; i < root->n; i++)
-        if (strcmp(root->keys[i], "organs") && strcmp(root->keys[i], "aliases") && strcmp(root->keys[i], "ignore"))
-            return cfg_error(root->vals[i], "unknown key '%s' (expected organs, aliases, ignore)", root->keys[i]);
-    memset(o, 0, sizeof *o);
-    const struct cfg_node *org, *ign;
-    if (cfg_seq(root, "organs", 1, &org) != 0) return -1;
-    if (org->n == 0) return cfg_error(org, "'organs' is empty");
-    if (org->n > REPORT_MAX_ORGANS) return cfg_error(org, "more than %d organs", REPORT_MAX_ORGANS);
-    for (int i = 0; i < org->n; i++) {
-        if (cfg_name(org->items[i], a, 1, &o->names[i]) != 0) return -1;
-        for (int j = 0; j < i; j++)
-            if (!strcmp(o->names[i], o->names[j])) return cfg_error(org->items[i], "organ '%s' listed twice", o->names[i]);
-        o->n = i + 1;
-    }
-    const struct cfg_node *al = cfg_get(root, "aliases");
-    if (al && !(al->type == CFG_MAP || (al->type == CFG_SEQ && al->n == 0)))
-        return cfg_error(al, "'aliases' must map spellings to organs");
-    int n_al = al && al->type == CFG_MAP ? al->n : 0;
-    const char **keys = tn_arena_alloc(a, (size_t)(n_al + 1) * sizeof *keys);
-    int *to = tn_arena_alloc(a, (size_t)(n_al + 1) * sizeof *to);
-    for (int i = 0; i < n_al; i++) {
-        struct cfg_node kn = *al->vals[i];   /* positions of the value; the key text below */
-        kn.str = al->keys[i];
-        kn.len = strlen(al->keys[i]);
-        if (cfg_name(&kn, a, 0, &keys[i]) != 0) return -1;
-        const struct cfg_node *v = al->vals[i];
-        if (v->type != CFG_SCALAR) return cfg_error(v, "alias '%s' must name one organ", al->keys[i]);
-        to[i] = -1;
-        for (int j = 0; j < o->n; j++)
-            if (!strcmp(v->str, o->names[j])) to[i] = j;
-        if (to[i] < 0) return cfg_error(v, "alias '%s' maps to '%s', which is not in organs", al->keys[i], v->str);
-        for (int j = 0; j < o->n; j++)
-            if (!strcmp(keys[i], o->names[j])) return cfg_error(v, "alias '%s' is an organ name", al->keys[i]);
-        for (int j = 0; j < i; j++)
-            if (!strcmp(keys[i], keys[j])) return cfg_error(v, "alias '%s' given twice (in key form)", al->keys[i]);
-    }
-    o->n_aliases = n_al;
-    o->alias_keys = keys;
-    o->alias_organ = to;
-    if (cfg_seq(root, "ignore", 0, &ign) != 0) return -1;
-    int n_ig = ign ? ign->n : 0;
-    const char **ig = tn_arena_alloc(a, (size_t)(n_ig + 1) * sizeof *ig);
-    o->ignore = ig;
-    for (int i = 0; i < n_ig; i++) {
-        if (cfg_name(ign->items[i], a, 0, &ig[i]) != 0) return -1;
-        enum report_match how;
-        if (report_organ_find(o, ig[i], &how) >= 0)
-            return cfg_error(ign->items[i], "'%s' is both ignored and an organ or alias", ign->items[i]->str);
-        o->n_ignore = i + 1;
-    }
-    o->n_ignore = n_ig;
-    return 0;
-}
-
-int report_organs_equal(const struct report_organs *a, const struct report_organs *b) {
-    if (a->n != b->n || a->n_aliases != b->n_aliases || a->n_ignore != b->n_ignore) return 0;
-    for (int i = 0; i < a->n; i++)
-        if (strcmp(a->names[i], b->names[i])) return 0;
-    for (int i = 0; i < a->n_aliases; i++) {
-        int found = 0;
-        for (int j = 0; j < b->n_aliases && !found; j++)
-            found = !strcmp(a->alias_keys[i], b->alias_keys[j]) &&
-                    !strcmp(a->names[a->alias_organ[i]], b->names[b->alias_organ[j]]);
-        if (!found) return 0;
-    }
-    for (int i = 0; i < a->n_ignore; i++) {
-        int found = 0;
-        for (int j = 0; j < b->n_ignore && !found; j++) found = !strcmp(a->ignore[i], b->ignore[j]);
-        if (!found) return 0;
-    }
-    return 1;
-}
-
-/* ---- abnormality table ---- */
-
-void report_abn_default(struct report_abn *t) {
-    memset(t, 0, sizeof *t);
-    t->n = NELEM(default_abn);
-    for (int i = 0; i < t->n; i++) t->names[i] = default_abn[i];
-    t->n_items = NELEM(default_items);
-    for (int i = 0; i < t->n_items; i++) {
-        t->items[i].abn = -1;
-        for (int j = 0; j < t->n; j++)
-            if (!strcmp(default_items[i][1], t->names[j])) t->items[i].abn = j;
-        CT_ASSERT(t->items[i].abn >= 0);
-        t->items[i].organ = default_items[i][0];
-        t->items[i].negative = default_items[i][2];
-        t->items[i].positive = default_items[i][3];
-    }
-}
-
-static int cfg_text(const struct cfg_node *map, const char *key, const char **out) {
-    const struct cfg_node *n = cfg_get(map, key);
-    if (!n) return cfg_error(map, "missing key '%s'", key);
-    if (n->type != CFG_SCALAR || n->len == 0) return cfg_error(n, "'%s' must be non-empty text", key);
-    if (csv_utf8_check(n->str, n->len) != n->len || strlen(n->str) != n->len)
-        return cfg_error(n, "invalid UTF-8 or NUL byte");
-    *out = n->str;
-    return 0;
-}
-
-int report_abn_load(const char *path, struct tn_arena *a, struct report_abn *t) {
-    struct cfg_node *root = cfg_load_file(path, a);
-    if (!root) return -1;
-    if (root->type != CFG_MAP) return cfg_error(root, "expected a map with keys abnormalities, items");
-    for (int i = 0; i < root->n; i++)
-        if (strcmp(root->keys[i], "abnormalities") && strcmp(root->keys[i], "items"))
-            return cfg_error(root->vals[i], "unknown key '%s' (expected abnormalities, items)", root->keys[i]);
-    memset(t, 0, sizeof *t);
-    const struct cfg_node *ab, *it;
-    if (cfg_seq(root, "abnormalities", 1, &ab) != 0 || cfg_seq(root, "items", 1, &it) != 0) return -1;
-    if (ab->n == 0 || ab->n > REPORT_MAX_ABN) return cfg_error(ab, "expected 1 to %d abnormalities", REPORT_MAX_ABN);
-    for (int i = 0; i < ab->n; i++) {
-        const struct cfg_node *n = ab->items[i];
-        if (n->type != CFG_SCALAR || n->len == 0) return cfg_error(n, "expected an abnormality name");
-        if (csv_utf8_check(n->str, n->len) != n->len || strlen(n->str) != n->len)
-            return cfg_error(n, "invalid UTF-8 or NUL byte");
-        for (int j = 0; j < i; j++)
-            if (!strcmp(n->str, t->names[j])) return cfg_error(n, "abnormality '%s' listed twice", n->str);
-        if (!strcmp(n->str, "VolumeName")) return cfg_error(n, "'VolumeName' cannot be an abnormality");
-        t->names[i] = n->str;
-    }
-    t->n = ab->n;
-    if (it->n > t->n) return cfg_error(it, "more items than abnormalities");
-    for (int i = 0; i < it->n; i++) {
-        const struct cfg_node *m = it->items[i];
-        if (m->type != CFG_MAP) return cfg_error(m, "an item is a map with organ, abnormality, negative, positive");
-        for (int k = 0; k < m->n; k++)
-            if (strcmp(m->keys[k], "organ") && strcmp(m->keys[k], "abnormality") && strcmp(m->keys[k], "negative") &&
-                strcmp(m->keys[k], "positive"))
-                return cfg_error(m->vals[k], "unknown item key '%s'", m->keys[k]);
-        struct report_item *x = &t->items[i];
-        const char *abn;
-        if (cfg_text(m, "organ", &x->organ) != 0 || cfg_text(m, "abnormality", &abn) != 0 ||
-            cfg_text(m, "negative", &x->negative) != 0 || cfg_text(m, "positive", &x->positive) != 0)
-            return -1;
-        x->abn = -1;
-        for (int j = 0; j < t->n; j++)
-            if (!strcmp(abn, t->names[j])) x->abn = j;
-        if (x->abn < 0) return cfg_error(cfg_get(m, "abnormality"), "'%s' is not in abnormalities", abn);
-        for (int j = 0; j < i; j++)
-            if (t->items[j].abn == x->abn) return cfg_error(cfg_get(m, "abnormality"), "'%s' evaluated twice", abn);
-    }
-    t->n_items = it->n;
-    return 0;
-}
-
-int report_abn_equal(const struct report_abn *a, const struct report_abn *b) {
-    if (a->n != b->n || a->n_items != b->n_items) return 0;
-    for (int i = 0; i < a->n; i++)
-        if (strcmp(a->names[i], b->names[i])) return 0;
-    for (int i = 0; i < a->n_items; i++) {
-        const struct report_item *x = &a->items[i], *y = &b->items[i];
-        if (x->abn != y->abn || strcmp(x->organ, y->organ) || strcmp(x->negative, y->negative) ||
-            strcmp(x->positive, y->positive))
-            return 0;
-    }
-    return 1;
-}
-
-int report_abn_check_organs(const struct report_abn *t, const struct report_organs *o) {
-    for (int i = 0; i < t->n_items; i++) {
-        int found = 0;
-        for (int j = 0; j < o->n && !found; j++) found = !strcmp(t->items[i].organ, o->names[j]);
-        if (!found)
-            return ct_seterr("abnormality '%s' is scored on organ '%s', which is not in the organ set",
-                             t->names[t->items[i].abn], t->items[i].organ);
-    }
-    return 0;
-}
 
 /* ---- volume names and scan ids ---- */
 
@@ -728,7 +420,7 @@ static const struct {
 static int key_role(const char *key) {
     char k[64];
     if (strlen(key) >= sizeof k - 1) return -1;
-    report_key_norm(key, k, sizeof k);
+    org_key_norm(key, k, sizeof k);
     for (int i = 0; i < NELEM(key_forms); i++)
         if (!strcmp(k, key_forms[i].form)) return key_forms[i].role;
     return -1;
@@ -812,19 +504,19 @@ static int take_text(struct report_in *in, struct tn_arena *a, const char *field
 }
 
 /* One organ key of a findings/impression map: organ index, -1 to skip (ignored or error noted). */
-static int take_organ(const struct report_organs *o, struct report_in *in, struct tn_arena *a, const char *field,
+static int take_organ(const struct org_set *o, struct report_in *in, struct tn_arena *a, const char *field,
                       const char *key, const struct report_node *v, const char **seen) {
-    enum report_match how;
+    enum org_match how;
     char pos[48];
-    int k = report_organ_find(o, key, &how);
+    int k = org_find(o, key, &how);
     switch (how) {
-    case REPORT_EXACT: break;
-    case REPORT_CASE: report_note_add(in, a, REPORT_FIX, "organ key '%.80s' read as %s", key, o->names[k]); break;
-    case REPORT_ALIAS:
+    case ORG_EXACT: break;
+    case ORG_CASE: report_note_add(in, a, REPORT_FIX, "organ key '%.80s' read as %s", key, o->names[k]); break;
+    case ORG_ALIAS:
         report_note_add(in, a, REPORT_FIX, "organ key '%.80s' read as %s (alias)", key, o->names[k]);
         break;
-    case REPORT_IGNORED: report_note_add(in, a, REPORT_FIX, "organ key '%.80s' ignored (organ ignore list)", key); return -1;
-    case REPORT_UNKNOWN: {
+    case ORG_IGNORED: report_note_add(in, a, REPORT_FIX, "organ key '%.80s' ignored (organ ignore list)", key); return -1;
+    case ORG_UNKNOWN: {
         char known[256] = "";
         for (int i = 0; i < o->n; i++)
             snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", i ? ", " : "", o->names[i]);
@@ -844,7 +536,7 @@ static int take_organ(const struct report_organs *o, struct report_in *in, struc
 }
 
 /* findings or impression map into in->desc / in->conc */
-static void take_field(const struct report_organs *o, struct report_in *in, struct tn_arena *a, int role,
+static void take_field(const struct org_set *o, struct report_in *in, struct tn_arena *a, int role,
                        const struct report_node *v, int options) {
     const char *field = role == K_FINDINGS ? "findings" : "impression";
     char pos[48];
@@ -857,7 +549,7 @@ static void take_field(const struct report_organs *o, struct report_in *in, stru
                         report_ntype_name(v->type), at(v, pos, sizeof pos));
         return;
     }
-    const char *seen[REPORT_MAX_ORGANS] = { 0 };
+    const char *seen[ORG_MAX] = { 0 };
     for (int i = 0; i < v->n; i++) {
         int k = take_organ(o, in, a, field, v->keys[i], v->items[i], seen);
         if (k < 0) continue;
@@ -897,7 +589,7 @@ static void set_scan_id(struct report_in *in, struct tn_arena *a, const char *id
     in->scan_id = tn_arena_strdup(a, buf);
 }
 
-static int normalise_map(const struct report_organs *o, const struct report_node *root, int options,
+static int normalise_map(const struct org_set *o, const struct report_node *root, int options,
                          struct tn_arena *a, struct report_in *in, int depth) {
     char pos[48];
     if (root->type != RN_MAP) {
@@ -981,7 +673,7 @@ static int normalise_map(const struct report_organs *o, const struct report_node
     }
     if (organ_major) {
         report_note_add(in, a, REPORT_FIX, "organ-major layout (organ -> findings/impression) read");
-        const char *seen_f[REPORT_MAX_ORGANS] = { 0 };
+        const char *seen_f[ORG_MAX] = { 0 };
         for (int i = 0; i < root->n; i++) {
             const struct report_node *v = root->items[i];
             if (key_role(root->keys[i]) >= 0) continue;
@@ -1014,7 +706,7 @@ static int normalise_map(const struct report_organs *o, const struct report_node
     return in->n_error ? -1 : 0;
 }
 
-int report_normalise(const struct report_organs *o, const struct report_node *root, int parse_flags,
+int report_normalise(const struct org_set *o, const struct report_node *root, int parse_flags,
                      const char *id_hint, int options, struct tn_arena *a, struct report_in *in) {
     memset(in, 0, sizeof *in);
     if (parse_flags & REPORT_F_BOM) report_note_add(in, a, REPORT_FIX, "byte-order mark removed");
@@ -1027,7 +719,7 @@ int report_normalise(const struct report_organs *o, const struct report_node *ro
     return in->n_error ? -1 : 0;
 }
 
-int report_from_fvlm(const struct report_organs *o, const char *scan_id, const struct report_node *desc,
+int report_from_fvlm(const struct org_set *o, const char *scan_id, const struct report_node *desc,
                      const struct report_node *conc, struct tn_arena *a, struct report_in *in) {
     memset(in, 0, sizeof *in);
     set_scan_id(in, a, scan_id, strlen(scan_id), "");
@@ -1069,7 +761,7 @@ int report_rule(const char *organ, const char *desc, size_t desc_n, const char *
     return !(w >= (size_t)k && !memcmp(text->p, normal, (size_t)k));
 }
 
-void report_apply(const struct report_organs *o, const struct report_in *in, int flags, struct tn_arena *a,
+void report_apply(const struct org_set *o, const struct report_in *in, int flags, struct tn_arena *a,
                   struct report_out *out) {
     memset(out, 0, sizeof *out);
     out->scan_id = in->scan_id;
@@ -1086,7 +778,7 @@ void report_apply(const struct report_organs *o, const struct report_in *in, int
 
 /* ---- CT-RATE CSV columns ---- */
 
-int report_label_header(const struct report_abn *t, const struct csv_row *row, const char *name,
+int report_label_header(const struct org_abn *t, const struct csv_row *row, const char *name,
                         struct report_label_cols *c) {
     c->n_cols = row->n;
     c->volume = -1;
@@ -1115,7 +807,7 @@ int report_label_header(const struct report_abn *t, const struct csv_row *row, c
     return 0;
 }
 
-int report_label_row(const struct report_abn *t, const struct report_label_cols *c, const struct csv_row *row,
+int report_label_row(const struct org_abn *t, const struct report_label_cols *c, const struct csv_row *row,
                      const char *name, const char **volume, int *labels) {
     if (row->n != c->n_cols)
         return ct_seterr("%s:%ld: %d fields, expected %d as in the header", name, row->line, row->n, c->n_cols);
@@ -1174,13 +866,13 @@ const char report_prompt_template[] =
     "IMPRESSION:\n"
     "{{impression}}\n";
 
-static void put_example(const struct report_organs *o, struct csv_buf *out) {
+static void put_example(const struct org_set *o, struct csv_buf *out) {
     csv_buf_puts(out, "{\"findings\": {");
     for (int i = 0; i < o->n; i++) csv_buf_printf(out, "%s\"%s\": \"...\"", i ? ", " : "", o->names[i]);
     csv_buf_printf(out, "}, \"impression\": {\"%s\": \"...\"}}", o->names[0]);
 }
 
-void report_prompt(const struct report_organs *o, const char *tmpl, const char *findings, const char *impression,
+void report_prompt(const struct org_set *o, const char *tmpl, const char *findings, const char *impression,
                    struct csv_buf *out) {
     out->n = 0;
     csv_buf_put(out, "", 0);
@@ -1226,7 +918,7 @@ int report_template_check(const char *tmpl) {
     return 0;
 }
 
-void report_answer_schema(const struct report_organs *o, struct csv_buf *out) {
+void report_answer_schema(const struct org_set *o, struct csv_buf *out) {
     out->n = 0;
     csv_buf_puts(out, "{\"type\": \"object\", \"properties\": {");
     for (int f = 0; f < 2; f++) {

@@ -104,6 +104,11 @@ int  rec_meta_f64(const struct rec *r, const char *key, double *out, int max);
 int  rec_meta_i64(const struct rec *r, const char *key, int64_t *out, int max);
 /* String value or NULL (absent or not a string). */
 const char *rec_meta_str(const struct rec *r, const char *key);
+/* Strings: an array of strings, beside rec_meta_set_strv.  Returns the count
+ * (0 when absent) and sets *out to an array of that many pointers (plus a
+ * NULL), all in the record's arena (valid until it is reset), or -1 + lasterr
+ * "meta 'KEY': ..." when not an array or an item is not a string. */
+int  rec_meta_strv(const struct rec *r, const char *key, const char ***out);
 
 /* Helpers on decoded values */
 const struct rec_val *rec_val_map_get(const struct rec_val *v, const char *key);

@@ -26,6 +26,7 @@
 #include "cli.h"
 #include "csv.h"
 #include "ct.h"
+#include "names.h"
 #include "report.h"
 #include "stream.h"
 
@@ -44,8 +45,8 @@ struct opts {
     int                     keep_going;      /* skip bad reports/rows, list them, exit 1 */
     int                     rule_flags;      /* REPORT_RELEASED_EMPTY */
     int                     strict;          /* --validate: normalised answers count as problems */
-    struct report_organs    organs;
-    struct report_abn       abn;
+    struct org_set    organs;
+    struct org_abn       abn;
     char                   *tmpl;            /* the prompt template text */
 };
 
@@ -225,15 +226,15 @@ static void put_joined_field(struct csv_buf *b, int n, const char *const *v) {
 static int emit_report(struct sink *s, const struct out_report *r, struct tn_arena *a, int argc, char **argv) {
     if (s->fmt == F_STREAM) {
         struct rec rec;
-        rec_init(&rec, a, "ct.report/1", r->scan_id);
-        int64_t ab[REPORT_MAX_ORGANS];
+        rec_init(&rec, a, NM_REPORT, r->scan_id);
+        int64_t ab[ORG_MAX];
         for (int i = 0; i < r->n; i++) ab[i] = r->abnormal[i];
-        rec_meta_set_strv(&rec, "organs", r->organs, r->n);
-        rec_meta_set_i64v(&rec, "abnormal", ab, r->n);
-        rec_meta_set_strv(&rec, "texts", r->texts, r->n);
-        rec_meta_set_strv(&rec, "normalised", r->norm, r->n_norm);
-        rec_meta_set_strv(&rec, "warnings", r->warn, r->n_warn);
-        rec_meta_set_str(&rec, "source", r->source);
+        rec_meta_set_strv(&rec, NM_M_ORGANS, r->organs, r->n);
+        rec_meta_set_i64v(&rec, NM_M_ABNORMAL, ab, r->n);
+        rec_meta_set_strv(&rec, NM_M_TEXTS, r->texts, r->n);
+        rec_meta_set_strv(&rec, NM_M_NORMALISED, r->norm, r->n_norm);
+        rec_meta_set_strv(&rec, NM_M_WARNINGS, r->warn, r->n_warn);
+        rec_meta_set_str(&rec, NM_M_SOURCE, r->source);
         rec_history_append(&rec, argc, argv);
         s->n_written++;
         return rec_write(s->rw, &rec);
@@ -299,17 +300,17 @@ struct out_labels {
     const char        *source;
 };
 
-static int emit_labels(struct sink *s, const struct out_labels *l, const struct report_abn *t, struct tn_arena *a,
+static int emit_labels(struct sink *s, const struct out_labels *l, const struct org_abn *t, struct tn_arena *a,
                        int argc, char **argv) {
     if (s->fmt == F_STREAM) {
         struct rec rec;
-        rec_init(&rec, a, "ct.labels/1", l->id);
-        rec_meta_set_str(&rec, "volume_name", l->volume_name);
-        rec_meta_set_str(&rec, "scan_id", l->scan_id);
-        rec_meta_set_strv(&rec, "abnormalities", l->names, l->n);
-        int64_t v[REPORT_MAX_ABN];
+        rec_init(&rec, a, NM_LABELS, l->id);
+        rec_meta_set_str(&rec, NM_M_VOLUME_NAME, l->volume_name);
+        rec_meta_set_str(&rec, NM_M_SCAN_ID, l->scan_id);
+        rec_meta_set_strv(&rec, NM_M_ABNORMALITIES, l->names, l->n);
+        int64_t v[ORG_MAX_ABN];
         for (int i = 0; i < l->n; i++) v[i] = l->labels[i];
-        rec_meta_set_i64v(&rec, "labels", v, l->n);
+        rec_meta_set_i64v(&rec, NM_M_LABELS, v, l->n);
         struct rec_mp m = { 0 };
         static const char *const keys[4] = { "abnormality", "organ", "negative", "positive" };
         rec_mp_map(&m, 4);
@@ -317,12 +318,12 @@ static int emit_labels(struct sink *s, const struct out_labels *l, const struct 
             rec_mp_str(&m, keys[k]);
             rec_mp_array(&m, (uint32_t)t->n_items);
             for (int i = 0; i < t->n_items; i++) {
-                const struct report_item *it = &t->items[i];
+                const struct org_item *it = &t->items[i];
                 rec_mp_str(&m, k == 0 ? t->names[it->abn] : k == 1 ? it->organ : k == 2 ? it->negative : it->positive);
             }
         }
-        rec_meta_set_mp(&rec, "items", &m);
-        rec_meta_set_str(&rec, "source", l->source);
+        rec_meta_set_mp(&rec, NM_M_ITEMS, &m);
+        rec_meta_set_str(&rec, NM_M_SOURCE, l->source);
         rec_history_append(&rec, argc, argv);
         s->n_written++;
         return rec_write(s->rw, &rec);
@@ -685,7 +686,7 @@ static void fvlm(struct run *R) {
 /* ---- CT-RATE label CSV ---- */
 
 static void labels_file(struct run *R, const char *path) {
-    const struct report_abn *t = &R->o->abn;
+    const struct org_abn *t = &R->o->abn;
     struct csv_reader *cr = csv_reader_open(path);
     if (!cr) {
         R->n_in++;
@@ -704,7 +705,7 @@ static void labels_file(struct run *R, const char *path) {
     }
     while ((rc = csv_read(cr, &row)) > 0) {
         const char *vol;
-        int labels[REPORT_MAX_ABN];
+        int labels[ORG_MAX_ABN];
         R->n_in++;
         if (report_label_row(t, &cols, &row, path, &vol, labels) != 0) {
             bad(R, "%s", ct_lasterr());
@@ -817,28 +818,15 @@ static void prompts_file(struct run *R, const char *path) {
 
 /* ---- streams back to CSV / JSON lines ---- */
 
-/* A meta array of strings; NULL + lasterr when absent or not strings. */
-static const char **meta_strs(const struct rec *r, const char *key, int *n) {
-    const struct rec_val *v = rec_meta_get(r, key);
-    if (!v || v->type != RV_ARRAY) {
-        ct_seterr("meta '%s': missing or not an array", key);
-        return NULL;
-    }
-    const char **s = tn_arena_alloc(r->arena, (v->v.a.n + 1) * sizeof *s);
-    for (uint32_t i = 0; i < v->v.a.n; i++) {
-        if (v->v.a.items[i].type != RV_STR) {
-            ct_seterr("meta '%s': item %u is not a string", key, i);
-            return NULL;
-        }
-        s[i] = v->v.a.items[i].v.s.p;
-    }
-    *n = (int)v->v.a.n;
-    return s;
+/* A meta array of strings that must be there: its count, or -1 + lasterr. */
+static int meta_strs(const struct rec *r, const char *key, const char ***out) {
+    if (!rec_meta_has(r, key)) return ct_seterr("meta '%s': missing", key);
+    return rec_meta_strv(r, key, out);
 }
 
 static int meta_flags(const struct rec *r, const char *key, int *out, int n) {
-    int64_t v[REPORT_MAX_ABN];
-    int k = rec_meta_i64(r, key, v, REPORT_MAX_ABN);
+    int64_t v[ORG_MAX_ABN];
+    int k = rec_meta_i64(r, key, v, ORG_MAX_ABN);
     if (k < 0) return -1;
     if (k != n) return ct_seterr("meta '%s': %d values, expected %d", key, k, n);
     for (int i = 0; i < n; i++) {
@@ -852,29 +840,36 @@ static int from_record(struct run *R, const struct rec *r) {
     char name[64];
     int major;
     if (rec_schema_split(r->schema, name, sizeof name, &major) != 0 || major != 1 ||
-        (strcmp(name, "ct.report") && strcmp(name, "ct.labels")))
+        (strcmp(name, NM_REPORT_NAME) && strcmp(name, NM_LABELS_NAME)))
         return ct_seterr("schema '%s' (expected ct.report/1 or ct.labels/1)", r->schema);
-    const char *src = rec_meta_str(r, "source");
+    const char *src = rec_meta_str(r, NM_M_SOURCE);
     if (!src) src = "";
-    if (!strcmp(name, "ct.report")) {
+    if (!strcmp(name, NM_REPORT_NAME)) {
         struct out_report o = { .scan_id = r->id, .source = src };
-        int n_t, flags[REPORT_MAX_ORGANS];
-        if (!(o.organs = meta_strs(r, "organs", &o.n)) || !(o.texts = meta_strs(r, "texts", &n_t)) ||
-            !(o.norm = meta_strs(r, "normalised", &o.n_norm)) || !(o.warn = meta_strs(r, "warnings", &o.n_warn)))
+        int n_t, flags[ORG_MAX];
+        const char **organs, **texts, **norm, **warn;
+        if ((o.n = meta_strs(r, NM_M_ORGANS, &organs)) < 0 || (n_t = meta_strs(r, NM_M_TEXTS, &texts)) < 0 ||
+            (o.n_norm = meta_strs(r, NM_M_NORMALISED, &norm)) < 0 || (o.n_warn = meta_strs(r, NM_M_WARNINGS, &warn)) < 0)
             return -1;
-        if (o.n > REPORT_MAX_ORGANS || n_t != o.n) return ct_seterr("meta 'texts' and 'organs' differ in length");
-        if (meta_flags(r, "abnormal", flags, o.n) != 0) return -1;
+        if (o.n > ORG_MAX || n_t != o.n) return ct_seterr("meta 'texts' and 'organs' differ in length");
+        o.organs = organs;
+        o.texts = texts;
+        o.norm = norm;
+        o.warn = warn;
+        if (meta_flags(r, NM_M_ABNORMAL, flags, o.n) != 0) return -1;
         o.abnormal = flags;
         return emit_report(&R->out, &o, R->a, R->argc, R->argv);
     }
     struct out_labels l = { .id = r->id, .source = src };
-    int labels[REPORT_MAX_ABN];
-    l.volume_name = rec_meta_str(r, "volume_name");
-    l.scan_id = rec_meta_str(r, "scan_id");
+    int labels[ORG_MAX_ABN];
+    l.volume_name = rec_meta_str(r, NM_M_VOLUME_NAME);
+    l.scan_id = rec_meta_str(r, NM_M_SCAN_ID);
     if (!l.volume_name || !l.scan_id) return ct_seterr("meta 'volume_name' or 'scan_id' missing");
-    if (!(l.names = meta_strs(r, "abnormalities", &l.n))) return -1;
-    if (l.n > REPORT_MAX_ABN) return ct_seterr("more than %d abnormalities", REPORT_MAX_ABN);
-    if (meta_flags(r, "labels", labels, l.n) != 0) return -1;
+    const char **names;
+    if ((l.n = meta_strs(r, NM_M_ABNORMALITIES, &names)) < 0) return -1;
+    l.names = names;
+    if (l.n > ORG_MAX_ABN) return ct_seterr("more than %d abnormalities", ORG_MAX_ABN);
+    if (meta_flags(r, NM_M_LABELS, labels, l.n) != 0) return -1;
     l.labels = labels;
     return emit_labels(&R->out, &l, &R->o->abn, R->a, R->argc, R->argv);
 }
@@ -998,16 +993,16 @@ int main(int argc, char **argv) {
 
     struct tn_arena *cfg_arena = tn_arena_new(0);
     if (o.organs_path) {
-        if (report_organs_load(o.organs_path, cfg_arena, &o.organs) != 0) ct_die("%s", ct_lasterr());
+        if (org_set_load(o.organs_path, cfg_arena, &o.organs) != 0) ct_die("%s", ct_lasterr());
     } else {
-        report_organs_default(&o.organs);
+        org_set_default(&o.organs);
     }
     if (o.abn_path) {
-        if (report_abn_load(o.abn_path, cfg_arena, &o.abn) != 0) ct_die("%s", ct_lasterr());
+        if (org_abn_load(o.abn_path, cfg_arena, &o.abn) != 0) ct_die("%s", ct_lasterr());
     } else {
-        report_abn_default(&o.abn);
+        org_abn_default(&o.abn);
     }
-    if (o.mode == M_LABELS && report_abn_check_organs(&o.abn, &o.organs) != 0) ct_die("%s", ct_lasterr());
+    if (o.mode == M_LABELS && org_abn_check_organs(&o.abn, &o.organs) != 0) ct_die("%s", ct_lasterr());
     if (o.mode == M_PROMPTS) {
         if (o.template_path) {
             size_t n;
