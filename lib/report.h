@@ -1,8 +1,12 @@
 /*
  * report.h - radiology reports structured by an LLM, turned into per-organ
  * normal/abnormal labels and texts with fVLM's rule (method.md §6.1), and the
- * CT-RATE ground-truth label table (§6.3).  Used by tools/report-label.c; the
- * only file that includes <jansson.h>.
+ * CT-RATE ground-truth label table (§6.3).  Used by tools/report-label.c.
+ *
+ * Files: report-parse.c (texts -> trees; the only file including <jansson.h>),
+ * report-norm.c (trees -> struct report_in, notes), report-rule.c (the §6.1
+ * rule, ids, CT-RATE CSV columns), report-prompt.c (the LLM prompt).  Organ
+ * sets and the CT-RATE items are lib/organs.h; id sets lib/idset.h.
  *
  * A structured report says, per organ, the report's *findings* sentences and
  * its *impression* sentences (an organ appears in the impression only when it
@@ -221,18 +225,5 @@ void report_prompt(const struct org_set *o, const char *tmpl, const char *findin
 /* The JSON Schema of the answer the prompt asks for (one line of JSON), for
  * servers that constrain their output to a schema. */
 void report_answer_schema(const struct org_set *o, struct csv_buf *out);
-
-/* ---- a set of ids (duplicate detection, lookups) ---- */
-
-struct report_idset;
-struct report_idset *report_idset_new(void);
-/* Insert id with its origin ("a.jsonl:3") and a tag.  Returns NULL when id is
- * new, else (leaving the set unchanged) the origin of the first occurrence,
- * with its tag in *old_tag when old_tag is not NULL. */
-const char *report_idset_add(struct report_idset *s, const char *id, const char *origin, uint64_t tag,
-                             uint64_t *old_tag);
-/* Origin of id (and its tag), or NULL when absent. */
-const char *report_idset_get(const struct report_idset *s, const char *id, uint64_t *tag);
-void report_idset_free(struct report_idset *s);   /* NULL-safe */
 
 #endif

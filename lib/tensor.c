@@ -178,6 +178,13 @@ char *tn_arena_strdup(struct tn_arena *a, const char *s) {
     return d;
 }
 
+char *tn_arena_strndup(struct tn_arena *a, const char *s, size_t n) {
+    char *d = tn_arena_alloc(a, n + 1);
+    memcpy(d, s, n);
+    d[n] = 0;
+    return d;
+}
+
 static void blocks_free(struct arena_block *b, struct arena_block *stop) {
     while (b && b != stop) {
         struct arena_block *next = b->next;

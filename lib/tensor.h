@@ -65,6 +65,8 @@ struct tn_arena *tn_arena_new(size_t block_nbytes);
 /* 64-byte aligned, uninitialised memory that lives until reset/free. */
 void *tn_arena_alloc(struct tn_arena *a, size_t nbytes);
 char *tn_arena_strdup(struct tn_arena *a, const char *s);
+/* The n bytes at s (which may hold no NUL) and a NUL. */
+char *tn_arena_strndup(struct tn_arena *a, const char *s, size_t n);
 /* Releases everything allocated since creation (keeps the first block). */
 void  tn_arena_reset(struct tn_arena *a);
 void  tn_arena_free(struct tn_arena *a);

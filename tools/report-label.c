@@ -27,6 +27,7 @@
 #include "csv.h"
 #include "ct.h"
 #include "names.h"
+#include "idset.h"
 #include "report.h"
 #include "stream.h"
 
@@ -370,7 +371,7 @@ struct run {
     const struct opts   *o;
     struct sink          out;
     struct tn_arena     *a;
-    struct report_idset *ids;        /* scan ids / volume ids seen */
+    struct idset *ids;        /* scan ids / volume ids seen */
     int                  argc;
     char               **argv;
     long                 n_in;       /* reports / rows read */
@@ -470,7 +471,7 @@ static void one_report(struct run *R, const struct report_node *root, int parse_
     int rc = report_normalise(&o->organs, root, parse_flags, id_hint, 0, R->a, &in);
     if (rc == 0) {
         uint64_t tag;
-        const char *first = report_idset_add(R->ids, in.scan_id, source, 0, &tag);
+        const char *first = idset_add(R->ids, in.scan_id, source, 0, &tag);
         if (first) report_note_add(&in, R->a, REPORT_ERROR, "duplicated scan id (first at %s)", first);
     }
     if (o->mode == M_VALIDATE) {
@@ -638,20 +639,20 @@ static void fvlm(struct run *R) {
     struct tn_arena *fa = tn_arena_new(0);   /* both files, kept for the whole run */
     const struct report_node *d = load_fvlm(R, o->desc, fa);
     const struct report_node *c = load_fvlm(R, o->conc, fa);
-    struct report_idset *cidx = report_idset_new();   /* conc scan -> index */
-    for (int i = 0; i < c->n; i++) report_idset_add(cidx, c->keys[i], NULL, (uint64_t)i, NULL);
-    struct report_idset *didx = report_idset_new();
-    for (int i = 0; i < d->n; i++) report_idset_add(didx, d->keys[i], NULL, (uint64_t)i, NULL);
+    struct idset *cidx = idset_new();   /* conc scan -> index */
+    for (int i = 0; i < c->n; i++) idset_add(cidx, c->keys[i], NULL, (uint64_t)i, NULL);
+    struct idset *didx = idset_new();
+    for (int i = 0; i < d->n; i++) idset_add(didx, d->keys[i], NULL, (uint64_t)i, NULL);
     for (int pass = 0; pass < 2; pass++) {   /* scans of desc_info, then those only in conc_info */
         const struct report_node *m = pass ? c : d;
         for (int i = 0; i < m->n; i++) {
             const char *scan = m->keys[i];
             uint64_t j;
             const struct report_node *dn = NULL, *cn = NULL;
-            if (pass == 1 && report_idset_get(didx, scan, NULL)) continue;
+            if (pass == 1 && idset_get(didx, scan, NULL)) continue;
             if (pass == 0) {
                 dn = d->items[i];
-                if (report_idset_get(cidx, scan, &j)) cn = c->items[j];
+                if (idset_get(cidx, scan, &j)) cn = c->items[j];
             } else {
                 cn = c->items[i];
             }
@@ -660,7 +661,7 @@ static void fvlm(struct run *R) {
             struct report_in in;
             R->n_in++;
             if (report_from_fvlm(&o->organs, scan, dn, cn, R->a, &in) == 0) {
-                const char *first = report_idset_add(R->ids, in.scan_id, src, 0, NULL);
+                const char *first = idset_add(R->ids, in.scan_id, src, 0, NULL);
                 if (first) report_note_add(&in, R->a, REPORT_ERROR, "duplicated scan id (first at %s)", first);
             }
             if (in.n_error) {
@@ -678,8 +679,8 @@ static void fvlm(struct run *R) {
             tn_arena_reset(R->a);
         }
     }
-    report_idset_free(cidx);
-    report_idset_free(didx);
+    idset_free(cidx);
+    idset_free(didx);
     tn_arena_free(fa);
 }
 
@@ -719,7 +720,7 @@ static void labels_file(struct run *R, const char *path) {
             bad(R, "%s: VolumeName '%.80s' has no name part", src, vol);
             continue;
         }
-        const char *first = report_idset_add(R->ids, id, src, 0, NULL);
+        const char *first = idset_add(R->ids, id, src, 0, NULL);
         if (first) {
             bad(R, "%s: duplicated volume %s (first at %s)", src, id, first);
             continue;
@@ -788,7 +789,7 @@ static void prompts_file(struct run *R, const char *path) {
         uint64_t h = fnv2(fi, im), h0;
         char origin[1200];
         snprintf(origin, sizeof origin, "%s (volume %s)", src, vol);
-        const char *first = report_idset_add(R->ids, scan, origin, h, &h0);
+        const char *first = idset_add(R->ids, scan, origin, h, &h0);
         if (first) {                         /* another reconstruction of a scan already prompted */
             if (h0 != h) bad(R, "%s: volume %s: its report differs from that of scan %s at %s", src, vol, scan, first);
             continue;
@@ -1019,7 +1020,7 @@ int main(int argc, char **argv) {
 
     struct run R = { .o = &o, .argc = argc, .argv = argv };
     R.a = tn_arena_new(0);
-    R.ids = report_idset_new();
+    R.ids = idset_new();
     enum fmt fmt = o.mode == M_VALIDATE ? F_JSONL : resolve_format(&o, cc.output);
     if (sink_open(&R.out, cc.output, fmt, &cc.wopts) != 0) ct_die("%s", ct_lasterr());
 
@@ -1053,7 +1054,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "%s: skipped %ld of %ld inputs (listed above)\n", ct_progname(), R.n_skipped, R.n_in);
         rc = CT_EXIT_FAIL;
     }
-    report_idset_free(R.ids);
+    idset_free(R.ids);
     tn_arena_free(R.a);
     tn_arena_free(cfg_arena);
     free(o.tmpl);

@@ -7,6 +7,7 @@
 #include "check.h"
 #include "csv.h"
 #include "ct.h"
+#include "idset.h"
 #include "report.h"
 
 /* ---- csv ---- */
@@ -161,19 +162,19 @@ static void test_ids(void) {
     CHECK(org_find(&o, "thoracic-aorta", &how) == 3 && how == ORG_ALIAS, "organ: alias with separator");
     CHECK(org_find(&o, "mediastinum", &how) == -1 && how == ORG_UNKNOWN, "organ: unknown");
 
-    struct report_idset *s = report_idset_new();
+    struct idset *s = idset_new();
     char id[32], src[32];
     int dup = 0;
     for (int i = 0; i < 5000; i++) {
         snprintf(id, sizeof id, "valid_%d_a", i);
         snprintf(src, sizeof src, "f:%d", i);
-        dup += report_idset_add(s, id, src, (uint64_t)i, NULL) != NULL;
+        dup += idset_add(s, id, src, (uint64_t)i, NULL) != NULL;
     }
     uint64_t tag = 0;
-    const char *first = report_idset_add(s, "valid_4321_a", "g", 0, &tag);
+    const char *first = idset_add(s, "valid_4321_a", "g", 0, &tag);
     CHECK(dup == 0 && first && !strcmp(first, "f:4321") && tag == 4321, "idset: duplicate found after growth");
-    CHECK(report_idset_get(s, "valid_5000_a", NULL) == NULL, "idset: absent id");
-    report_idset_free(s);
+    CHECK(idset_get(s, "valid_5000_a", NULL) == NULL, "idset: absent id");
+    idset_free(s);
 }
 
 /* ---- config files equal the compiled-in defaults ---- */
