@@ -107,4 +107,9 @@ void ct_atomic_abort(struct ct_atomic *a);                   /* close + unlink t
 /* Write all n bytes to fd (EINTR-safe); -1 + lasterr ("write: No space left ...") */
 int ct_write_all(int fd, const void *buf, size_t n);
 
+/* The whole of a file ("-": stdin) into *buf (malloc'd, the caller frees it,
+ * with a NUL after the n bytes).  -1 + lasterr "PATH: No such file or
+ * directory" / "PATH: read error". */
+int ct_read_file(const char *path, char **buf, size_t *n);
+
 #endif

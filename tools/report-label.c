@@ -15,12 +15,9 @@
  *   report-label --prompts valid_reports.csv -o prompts.jsonl
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -30,6 +27,7 @@
 #include "idset.h"
 #include "report.h"
 #include "stream.h"
+#include "textout.h"
 
 enum mode { M_REPORTS, M_FVLM, M_LABELS, M_PROMPTS, M_VALIDATE, M_FROM_STREAM };
 enum fmt { F_DEFAULT, F_STREAM, F_CSV, F_JSONL };
@@ -104,10 +102,7 @@ static void usage(FILE *f) {
 struct sink {
     enum fmt           fmt;
     struct rec_writer *rw;           /* F_STREAM */
-    int                fd;           /* text: 1 or the temp file */
-    int                is_file;
-    struct ct_atomic   at;
-    struct csv_buf     buf;          /* text waiting to be written */
+    struct textout     txt;          /* CSV, JSON lines, --validate listings */
     int                header;       /* CSV header written */
     int                kind;         /* 0 none yet, 1 reports, 2 labels (CSV/JSONL from streams) */
     int                n_cols;       /* columns of the CSV header */
@@ -122,23 +117,10 @@ static int sink_open(struct sink *s, const char *path, enum fmt fmt, const struc
         s->rw = rec_writer_open(path, wo);
         return s->rw ? 0 : -1;
     }
-    if (strcmp(path, "-")) {
-        if (ct_atomic_open(&s->at, path) != 0) return -1;
-        s->fd = s->at.fd;
-        s->is_file = 1;
-    } else {
-        s->fd = 1;
-    }
-    return 0;
+    return textout_open(&s->txt, path);
 }
 
-static int sink_flush(struct sink *s, int force) {
-    if (s->fmt == F_STREAM || (!force && s->buf.n < (1u << 20))) return 0;
-    if (s->buf.n && ct_write_all(s->fd, s->buf.p, s->buf.n) != 0)
-        return ct_prefixerr("%s", s->is_file ? s->at.path : "stdout");
-    s->buf.n = 0;
-    return 0;
-}
+static int sink_flush(struct sink *s, int force) { return s->fmt == F_STREAM ? 0 : textout_flush(&s->txt, force); }
 
 static void sink_free_cols(struct sink *s) {
     for (int i = 0; i < s->n_cols; i++) free(s->cols[i]);
@@ -148,27 +130,14 @@ static void sink_free_cols(struct sink *s) {
 }
 
 static int sink_close(struct sink *s) {
-    int rc = 0;
-    if (s->fmt == F_STREAM) {
-        rc = rec_writer_close(s->rw);
-    } else {
-        rc = sink_flush(s, 1);
-        if (s->is_file) {
-            if (rc == 0) rc = ct_atomic_commit(&s->at);
-            else ct_atomic_abort(&s->at);
-        } else if (rc == 0 && close(1) != 0 && errno != EBADF) {
-            rc = ct_seterr("stdout: close: %s", strerror(errno));
-        }
-    }
-    csv_buf_free(&s->buf);
+    int rc = s->fmt == F_STREAM ? rec_writer_close(s->rw) : textout_close(&s->txt);
     sink_free_cols(s);
     return rc;
 }
 
 static void sink_abort(struct sink *s) {
     if (s->fmt == F_STREAM) rec_writer_abort(s->rw);
-    else if (s->is_file) ct_atomic_abort(&s->at);
-    csv_buf_free(&s->buf);
+    else textout_abort(&s->txt);
     sink_free_cols(s);
 }
 
@@ -242,7 +211,7 @@ static int emit_report(struct sink *s, const struct out_report *r, struct tn_are
     }
     int first = sink_columns(s, 1, r->n, r->organs);
     if (first < 0) return -1;
-    struct csv_buf *b = &s->buf;
+    struct csv_buf *b = &s->txt.buf;
     if (s->fmt == F_CSV) {
         if (first) {
             csv_buf_puts(b, "scan_id");
@@ -331,7 +300,7 @@ static int emit_labels(struct sink *s, const struct out_labels *l, const struct 
     }
     int first = sink_columns(s, 2, l->n, l->names);
     if (first < 0) return -1;
-    struct csv_buf *b = &s->buf;
+    struct csv_buf *b = &s->txt.buf;
     if (s->fmt == F_CSV) {                   /* CT-RATE's own layout, so that it round-trips */
         if (first) {
             csv_buf_puts(b, "VolumeName");
@@ -404,28 +373,6 @@ static void write_failed(struct run *R) {
     ct_die("%s", msg);
 }
 
-static int read_all(const char *path, char **buf, size_t *n) {
-    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-    if (!f) return ct_seterr("%s: %s", path, strerror(errno));
-    size_t cap = 1 << 16, len = 0;
-    char *p = ct_xmalloc(cap);
-    for (;;) {
-        if (len == cap) p = ct_xrealloc(p, cap *= 2);
-        size_t k = fread(p + len, 1, cap - len, f);
-        len += k;
-        if (k == 0) break;
-    }
-    int err = ferror(f);
-    if (f != stdin) fclose(f);
-    if (err) {
-        free(p);
-        return ct_seterr("%s: read error", path);
-    }
-    *buf = p;
-    *n = len;
-    return 0;
-}
-
 /* ---- structured reports ---- */
 
 /* "answers/valid_1_a.json" -> "valid_1_a" (the id of a one-report file that names none) */
@@ -453,7 +400,7 @@ static const char *sev_name(enum report_sev s) {
 static void validate_report(struct run *R, const char *source, const struct report_in *in) {
     const char *id = in->scan_id ? in->scan_id : "?";
     for (int i = 0; i < in->n_notes; i++) {
-        struct csv_buf *b = &R->out.buf;
+        struct csv_buf *b = &R->out.txt.buf;
         csv_buf_printf(b, "%s: scan %s: %s: %s\n", source, id, sev_name(in->notes[i].sev), in->notes[i].msg);
     }
     if (in->n_error) R->n_invalid++;
@@ -509,7 +456,7 @@ static void one_text(struct run *R, const char *text, size_t n, const char *name
     if (report_parse_text(text, n, name, line0, syntax, R->a, &roots, &nr, &flags) != 0) {
         R->n_in++;
         if (R->o->mode == M_VALIDATE) {
-            csv_buf_printf(&R->out.buf, "%s: error: %s\n", src, ct_lasterr());
+            csv_buf_printf(&R->out.txt.buf, "%s: error: %s\n", src, ct_lasterr());
             R->n_invalid++;
             if (sink_flush(&R->out, 0) != 0) write_failed(R);
         } else {
@@ -597,7 +544,7 @@ static void reports_file(struct run *R, const char *path) {
     }
     char *buf;
     size_t n;
-    if (read_all(path, &buf, &n) != 0) {
+    if (ct_read_file(path, &buf, &n) != 0) {
         R->n_in++;
         bad(R, "%s", ct_lasterr());
         return;
@@ -621,7 +568,7 @@ static const struct report_node *load_fvlm(struct run *R, const char *path, stru
     size_t n;
     struct report_node **roots;
     int nr, flags;
-    if (read_all(path, &buf, &n) != 0) ct_die("%s", ct_lasterr());
+    if (ct_read_file(path, &buf, &n) != 0) ct_die("%s", ct_lasterr());
     if (report_parse_text(buf, n, path, 1, REPORT_JSON_STRICT, a, &roots, &nr, &flags) != 0) {
         sink_abort(&R->out);
         ct_die("%s", ct_lasterr());
@@ -795,7 +742,7 @@ static void prompts_file(struct run *R, const char *path) {
             continue;
         }
         report_prompt(&o->organs, o->tmpl, fi, im, &prompt);
-        struct csv_buf *b = &R->out.buf;
+        struct csv_buf *b = &R->out.txt.buf;
         csv_buf_puts(b, "{\"scan_id\": ");
         csv_put_json_str(b, scan, strlen(scan));
         csv_buf_puts(b, ", \"volume\": ");
@@ -1007,9 +954,7 @@ int main(int argc, char **argv) {
     if (o.mode == M_PROMPTS) {
         if (o.template_path) {
             size_t n;
-            if (read_all(o.template_path, &o.tmpl, &n) != 0) ct_die("%s", ct_lasterr());
-            o.tmpl = ct_xrealloc(o.tmpl, n + 1);
-            o.tmpl[n] = 0;
+            if (ct_read_file(o.template_path, &o.tmpl, &n) != 0) ct_die("%s", ct_lasterr());
             if (strlen(o.tmpl) != n || csv_utf8_check(o.tmpl, n) != n)
                 ct_die("%s: invalid UTF-8 or NUL byte", o.template_path);
             if (report_template_check(o.tmpl) != 0) ct_die("%s: %s", o.template_path, ct_lasterr());

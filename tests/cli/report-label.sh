@@ -189,6 +189,15 @@ if [ -c /dev/full ]; then
     expect_fail "write error: -o /dev/full" 1 'No space left' $RL -f csv "$D"/answers.jsonl -o /dev/full
     [ -c /dev/full ] && ok "write error: -o leaves a device file in place" || notok "write error: -o /dev/full" "replaced"
 fi
+# a reader that goes away: one line naming the broken pipe, exit 1 (not a silent death by SIGPIPE, 141)
+awk 'BEGIN { for (i = 0; i < 4000; i++)
+    printf "{\"scan_id\": \"s%d\", \"findings\": {\"lung\": \"Clear lungs with no nodule, opacity or effusion seen.\"}, \"impression\": {}}\n", i }' >"$T/many.jsonl"
+for f in csv jsonl; do
+    ( $RL -f $f "$T/many.jsonl" 2>"$T/pipe-$f.err" | head -c 10 >/dev/null; echo "${PIPESTATUS[0]}" >"$T/pipe-$f.rc" )
+    if [ "$(cat "$T/pipe-$f.rc")" = 1 ] && [ "$(wc -l <"$T/pipe-$f.err")" = 1 ] &&
+        grep -q '^report-label: stdout: write: broken pipe' "$T/pipe-$f.err"; then ok "write error: broken pipe reported (-f $f)"
+    else notok "write error: broken pipe reported (-f $f)" "rc $(cat "$T/pipe-$f.rc"): $(cat "$T/pipe-$f.err")"; fi
+done
 $RL -f csv "$D"/valid_101_a.json -o /dev/stdout >"$T/devout.csv"
 $RL -f csv "$D"/valid_101_a.json >"$T/devout.want"
 same "output: -o /dev/stdout writes to stdout" "$T/devout.csv" "$T/devout.want"
