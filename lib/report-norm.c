@@ -79,6 +79,39 @@ static int key_role(const char *key) {
     return -1;
 }
 
+/* 1 when every root is a map holding at least one report key (findings, scan_id, ...). */
+static int report_maps(struct report_node **roots, int n) {
+    for (int k = 0; k < n; k++) {
+        int known = 0;
+        if (roots[k]->type != RN_MAP) return 0;
+        for (int i = 0; i < roots[k]->n && !known; i++) known = key_role(roots[k]->keys[i]) >= 0;
+        if (!known) return 0;
+    }
+    return n > 0;
+}
+
+/* An LLM answer: JSON, in a code fence or cut out of prose.  When that fails
+ * and the answer has no code fence, YAML before refusing: a bare
+ * "findings:\n  lung: ..." is a common answer shape.  The YAML reading is
+ * taken only when it gives report maps (so prose stays an error), with
+ * REPORT_F_YAML in *flags; otherwise the JSON error stands. */
+static int parse_answer(const char *s, size_t n, struct tn_arena *a, struct report_node ***roots, int *nr,
+                        int *flags) {
+    if (report_parse_text(s, n, "answer", 1, REPORT_JSON, a, roots, nr, flags) == 0) return 0;
+    if (*flags & REPORT_F_FENCE) return -1;
+    char json_err[1024];
+    snprintf(json_err, sizeof json_err, "%s", ct_lasterr());
+    struct report_node **yroots;
+    int yn, yflags;
+    if (report_parse_text(s, n, "answer", 1, REPORT_YAML, a, &yroots, &yn, &yflags) == 0 && report_maps(yroots, yn)) {
+        *roots = yroots;
+        *nr = yn;
+        *flags = yflags | REPORT_F_YAML;
+        return 0;
+    }
+    return ct_seterr("%s", json_err);
+}
+
 static const char *const placeholders[] = {
     "none", "n/a", "na", "nil", "null", "normal", "not mentioned", "no abnormality", "no abnormalities",
     "unremarkable", "-", "no", "nothing", "not applicable", "no findings",
@@ -302,7 +335,7 @@ static int normalise_map(const struct org_set *o, const struct report_node *root
         if (v->type == RN_STR) {
             struct report_node **roots;
             int nr, flags;
-            if (report_parse_text(v->s, v->len, "answer", 1, REPORT_JSON, a, &roots, &nr, &flags) != 0) {
+            if (parse_answer(v->s, v->len, a, &roots, &nr, &flags) != 0) {
                 report_note_add(in, a, REPORT_ERROR, "%s", ct_lasterr());
                 return -1;
             }
@@ -312,6 +345,7 @@ static int normalise_map(const struct org_set *o, const struct report_node *root
             }
             if (flags & REPORT_F_BOM) report_note_add(in, a, REPORT_FIX, "byte-order mark removed from the answer");
             if (flags & REPORT_F_FENCE) report_note_add(in, a, REPORT_FIX, "Markdown code fence removed from the answer");
+            if (flags & REPORT_F_YAML) report_note_add(in, a, REPORT_FIX, "answer read as YAML (it is not JSON)");
             if (flags & REPORT_F_BRACE)
                 report_note_add(in, a, REPORT_FIX, "JSON object cut out of the text around it in the answer");
             else if (flags & REPORT_F_PROSE)

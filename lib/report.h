@@ -80,6 +80,7 @@ enum {
     REPORT_F_FENCE = 2,              /* the payload was inside a Markdown code fence */
     REPORT_F_PROSE = 4,              /* text outside the fence / the JSON object was dropped */
     REPORT_F_BRACE = 8,              /* the JSON object was cut out of surrounding text (no fence) */
+    REPORT_F_YAML  = 16,             /* an LLM answer that is not JSON was read as YAML (report_normalise) */
 };
 
 enum report_syntax {

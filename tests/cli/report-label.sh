@@ -39,6 +39,16 @@ $RL -f csv --input json "$T/report.txt" | cut -d, -f2-5 >"$T/in.csv"
 printf 'lung,heart,esophagus,aorta\n0,0,0,0\n' >"$T/in.want"
 same "input: --input json on a .txt file" "$T/in.csv" "$T/in.want"
 
+# an LLM answer in bare YAML (no code fence) reads as the same answer in JSON (issue 15 item 15)
+printf '%s\n' '{"scan_id": "y1", "answer": "```json\n{\"findings\": {\"lung\": \"Small nodule.\", \"heart\": \"Normal size.\"}, \"impression\": {\"lung\": \"Pulmonary nodule.\"}}\n```"}' >"$T/ans-json.jsonl"
+printf '%s\n' '{"scan_id": "y1", "answer": "findings:\n  lung: Small nodule.\n  heart: Normal size.\nimpression:\n  lung: Pulmonary nodule.\n"}' >"$T/ans-yaml.jsonl"
+$RL -f csv "$T/ans-json.jsonl" | cut -d, -f1-9 >"$T/ans-json.csv"
+$RL -f csv "$T/ans-yaml.jsonl" >"$T/ans-yaml.full.csv"
+cut -d, -f1-9 "$T/ans-yaml.full.csv" >"$T/ans-yaml.csv"
+same "input: an answer in bare YAML gives the labels and texts of its JSON form" "$T/ans-json.csv" "$T/ans-yaml.csv"
+grep -q 'answer read as YAML' "$T/ans-yaml.full.csv" && ok "input: a bare-YAML answer is listed as normalised" ||
+    notok "input: bare-YAML answer noted" "$(cat "$T/ans-yaml.full.csv")"
+
 # ---- CT-RATE label CSV: round trip ----
 $RL --labels "$D"/ct-rate-labels.csv >"$T/l.ctv"
 $RL --from-stream -f csv "$T/l.ctv" >"$T/l.csv"

@@ -303,6 +303,13 @@ static void test_parse(struct tn_arena *a) {
     CHECK(rc != 0 && has_note(&in, REPORT_ERROR, "differs"), "normalise: answer naming another scan");
     in = norm("{\"id\": \"s\", \"answer\": \"I cannot help with that.\"}", a, &rc);
     CHECK(rc != 0 && has_note(&in, REPORT_ERROR, "answer:1:"), "normalise: answer that is not JSON");
+    in = norm("{\"scan_id\": \"s\", \"answer\": \"findings:\\n  lung: Nodule.\\nimpression:\\n  lung: Nodule seen.\"}",
+              a, &rc);
+    CHECK(rc == 0 && in.conc[0] && !strcmp(in.conc[0], "Nodule seen.") && in.desc[0] && !strcmp(in.desc[0], "Nodule.") &&
+              has_note(&in, REPORT_FIX, "answer read as YAML"),
+          "normalise: an answer in bare YAML (no code fence) is read as YAML");
+    in = norm("{\"scan_id\": \"s\", \"answer\": \"note: this is not a report\"}", a, &rc);
+    CHECK(rc != 0 && has_note(&in, REPORT_ERROR, "answer:1:"), "normalise: a YAML map without report keys stays refused");
     in = norm("scan_id: s\nfindings:\n  lung: [a, 2]\nimpression: {}\n", a, &rc);
     CHECK(rc == 0 && in.desc[0] && !strcmp(in.desc[0], "a 2"), "normalise: YAML list joined");
     in = norm("scan_id: s\nfindings: {lung: {x: 1}}\nimpression: {}\n", a, &rc);
