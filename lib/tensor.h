@@ -75,6 +75,11 @@ size_t tn_arena_used(const struct tn_arena *a); /* bytes handed out since reset 
 /* A new contiguous tensor with uninitialised data from the arena. */
 struct tn_tensor *tn_new(struct tn_arena *a, enum tn_dtype dtype, int ndim, const int64_t *shape,
                          const char *name);
+/* A contiguous tensor over memory the arena does not own (a scratch or mapped
+ * buffer, another tensor's data): only the struct is in the arena; data must
+ * outlive every use of the view (a record written with it, for one). */
+struct tn_tensor *tn_view(struct tn_arena *a, enum tn_dtype dtype, int ndim, const int64_t *shape, void *data,
+                          const char *name);
 /* Same, data zero-filled. */
 struct tn_tensor *tn_zeros(struct tn_arena *a, enum tn_dtype dtype, int ndim, const int64_t *shape,
                            const char *name);

@@ -182,20 +182,6 @@ static int is_oblique(const struct nii_image *im) {
     return 0;
 }
 
-/* A 3-D tensor struct (arena) over caller memory. */
-static struct tn_tensor *tn_wrap(struct tn_arena *a, enum tn_dtype dt, const int64_t shape[3], const char *name,
-                                 void *data) {
-    struct tn_tensor *t = tn_arena_alloc(a, sizeof *t);
-    memset(t, 0, sizeof *t);
-    t->dtype = dt;
-    t->ndim = 3;
-    for (int i = 0; i < 3; i++) t->shape[i] = shape[i];
-    tn_set_contiguous(t);
-    t->data = data;
-    snprintf(t->name, sizeof t->name, "%s", name);
-    return t;
-}
-
 /* ---- metadata helpers ---- */
 
 static void meta_bool(struct rec *r, const char *key, int v) {
@@ -405,7 +391,7 @@ static int process_case(struct run *R, const struct ct_case *cs) {
     rs_grid_pad(&g, o->rp.pad_to);
     n_out = (size_t)(g.out_shape[0] * g.out_shape[1] * g.out_shape[2]);
     if (cs->label) {
-        mask = tn_wrap(R->a, TN_U8, g.out_shape, "mask", vbuf_get(&R->maskbuf, n_out));
+        mask = tn_view(R->a, TN_U8, 3, g.out_shape, vbuf_get(&R->maskbuf, n_out), "mask");
         populate(mask->data, n_out);
         if (rs_labels_write(&ls, &R->lut, &g, mask->data, counts, R->organs.n + 1, async ? 1 : R->threads) != 0) {
             ct_prefixerr("%s", cs->label);
@@ -414,7 +400,7 @@ static int process_case(struct run *R, const struct ct_case *cs) {
         vbuf_release(&R->labbuf);                 /* the label map's voxels end here */
         STAGE("mask");
     }
-    image = tn_wrap(R->a, TN_F32, g.out_shape, "image", vbuf_get(&R->imgbuf, n_out * 4));
+    image = tn_view(R->a, TN_F32, 3, g.out_shape, vbuf_get(&R->imgbuf, n_out * 4), "image");
     rc = 0;
 join:
     if (async) {

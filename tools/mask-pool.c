@@ -97,20 +97,6 @@ static void scratch_free(void) {
     free(scratch_image.p);
 }
 
-/* A record tensor over memory the record does not own (a scratch buffer). */
-static struct tn_tensor *tensor_view(struct tn_arena *a, enum tn_dtype dtype, const int64_t shape[3], void *data,
-                                     const char *name) {
-    struct tn_tensor *t = tn_arena_alloc(a, sizeof *t);
-    memset(t, 0, sizeof *t);
-    t->dtype = dtype;
-    t->ndim = 3;
-    memcpy(t->shape, shape, 3 * sizeof *shape);
-    tn_set_contiguous(t);
-    t->data = data;
-    snprintf(t->name, sizeof t->name, "%s", name);
-    return t;
-}
-
 /* ---- the case: what every window of one record shares ---- */
 
 struct window_plan {
@@ -367,8 +353,8 @@ static int write_window(const struct opts *o, const struct case_ctx *c, const st
         img = scratch_get(&scratch_image, (size_t)(pd[0] * pd[1] * pd[2]) * sizeof *img);
         mp_window_copy_f32(c->image, c->shape, &p->win, img);
     }
-    rec_add_tensor(&w, tensor_view(a, TN_F32, pd, img, "image"));
-    rec_add_tensor(&w, tensor_view(a, TN_U8, pd, p->mask, "mask"));
+    rec_add_tensor(&w, tn_view(a, TN_F32, 3, pd, img, NM_T_IMAGE));
+    rec_add_tensor(&w, tn_view(a, TN_U8, 3, pd, p->mask, NM_T_MASK));
     for (int j = 0; j < c->n_organs; j++) {
         if (p->reason[j] != MP_KEPT) continue;
         for (int s = 0; s < MP_N_STAGES; s++) {
