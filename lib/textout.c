@@ -38,11 +38,13 @@ int textout_close(struct textout *t) {
     } else if (rc == 0 && close(1) != 0 && errno != EBADF) {
         rc = ct_seterr("stdout: close: %s", strerror(errno));
     }
+    t->is_file = 0;                          /* a later textout_abort leaves the file alone */
     csv_buf_free(&t->buf);
     return rc;
 }
 
 void textout_abort(struct textout *t) {
     if (t->is_file) ct_atomic_abort(&t->at);
+    t->is_file = 0;
     csv_buf_free(&t->buf);
 }

@@ -35,8 +35,10 @@ int  textout_open(struct textout *t, const char *path);
 /* Write the buffer out when it holds 1 MiB or more, or always with force.
  * -1 + lasterr on a failed write. */
 int  textout_flush(struct textout *t, int force);
-/* Flush, then rename the file into place (or close stdout, so that a late
- * write error shows).  On failure the file is removed.  -1 + lasterr. */
+/* Flush, then rename the file into place, or for stdout close fd 1 so that a
+ * late write error shows (so a stdout textout is closed last, after anything
+ * else written to stdout).  On failure the file is removed.  -1 + lasterr.
+ * textout_abort after textout_close does nothing. */
 int  textout_close(struct textout *t);
 /* Drop unwritten text; a file output is removed.  What already reached stdout stays. */
 void textout_abort(struct textout *t);
