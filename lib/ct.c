@@ -441,3 +441,27 @@ int ct_write_all(int fd, const void *buf, size_t n) {
     }
     return 0;
 }
+
+int ct_read_file(const char *path, char **buf, size_t *n) {
+    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    if (!f) return ct_seterr("%s: %s", path, strerror(errno));
+    size_t cap = 1 << 16, len = 0;
+    char *p = ct_xmalloc(cap);
+    for (;;) {
+        if (len == cap) p = ct_xrealloc(p, cap *= 2);
+        size_t k = fread(p + len, 1, cap - len, f);
+        len += k;
+        if (k == 0) break;
+    }
+    int err = ferror(f);
+    if (f != stdin) fclose(f);
+    if (err) {
+        free(p);
+        return ct_seterr("%s: read error", path);
+    }
+    if (len == cap) p = ct_xrealloc(p, cap + 1);
+    p[len] = 0;
+    *buf = p;
+    *n = len;
+    return 0;
+}

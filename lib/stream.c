@@ -447,6 +447,21 @@ const char *rec_meta_str(const struct rec *r, const char *key) {
     return v && v->type == RV_STR ? v->v.s.p : NULL;
 }
 
+int rec_meta_strv(const struct rec *r, const char *key, const char ***out) {
+    const struct rec_val *v = rec_meta_get(r, key);
+    *out = NULL;
+    if (!v) return 0;
+    if (v->type != RV_ARRAY) return ct_seterr("meta '%s': not an array", key);
+    const char **s = tn_arena_alloc(r->arena, ((size_t)v->v.a.n + 1) * sizeof *s);
+    for (uint32_t i = 0; i < v->v.a.n; i++) {
+        if (v->v.a.items[i].type != RV_STR) return ct_seterr("meta '%s': item %u is not a string", key, i);
+        s[i] = v->v.a.items[i].v.s.p;
+    }
+    s[v->v.a.n] = NULL;
+    *out = s;
+    return (int)v->v.a.n;
+}
+
 /* ---- JSON printing ---- */
 
 static void json_str(FILE *f, const char *p, size_t n) {
