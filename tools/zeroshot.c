@@ -718,6 +718,7 @@ int main(int argc, char **argv) {
         if (!mo.labels) ct_usage_die("--metrics needs --labels FILE");
         if (nin != 1) ct_usage_die("--metrics reads one probability file (a CSV or a ct.probs/1 stream), got %d", nin);
         if (mo.idx_out && mo.n_boot == 0) ct_usage_die("--bootstrap-indices needs --bootstrap N > 0");
+        mo.csv = csv;
         return run_metrics(argv[optind], &mo, &cc);
     }
     if (mo.labels || mo.json || mo.roc || mo.idx_out)
