@@ -365,6 +365,13 @@ def test_probabilities():
     check("probabilities vs numpy float64 (max err %.1e <= 1e-12)" % e64, e64 <= 1e-12)
     check("probabilities vs torch float32 as released (max err %.1e <= 2e-6)" % e32, e32 <= 2e-6)
     check("probabilities: NaN and n_windows 0 exactly where the organ has no result", bad_nan == 0)
+    import yaml
+    doc = yaml.safe_load(open(os.path.join(reflib.ROOT, "schemas", "ct.probs.v1.yaml")))
+    req = {k for k, v in doc["meta"].items() if v.get("required") is True}
+    keys_ok = all(set(r["tensors"]) == set(doc["tensors"]) and req <= set(r["meta"]) <= set(doc["meta"])
+                  and r["schema"] == "ct.probs/1" and r["meta"]["file_name"] == r["id"] + ".nii.gz"
+                  and r["meta"]["columns"] == ["_".join(it) for it in ITEMS] for r in recs)
+    check("ct.probs/1 records carry exactly the keys of schemas/ct.probs.v1.yaml", keys_ok)
     text = open(cp).read()
     lines = text.split("\n")
     head = "file_name," + ",".join("_".join(it) for it in ITEMS)
