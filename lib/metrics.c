@@ -232,30 +232,44 @@ uint32_t met_rng_below(struct met_rng *r, uint32_t n) {
 
 /* ---- bootstrap ---- */
 
+struct boot_ctx {
+    struct met_boot       *b;
+    const struct met_col  *cols;
+    const uint32_t        *w;        /* [n_boot][n_cases] draw counts */
+    int                    n_cases;
+};
+
+static void boot_one(void *ctx, int64_t r, int tid) {
+    (void)tid;
+    struct boot_ctx *x = ctx;
+    int nc = x->b->n_cols;
+    double *row = x->b->val + (size_t)r * (nc + 1) * MET_N;
+    const uint32_t *w = x->w + (size_t)r * x->n_cases;
+    for (int j = 0; j < nc; j++) met_eval(&x->cols[j], w, row + (size_t)j * MET_N, NULL);
+    for (int m = 0; m < MET_N; m++) {
+        double s = 0;                    /* met_mean, in place */
+        for (int j = 0; j < nc; j++) s += row[(size_t)j * MET_N + m];
+        row[(size_t)nc * MET_N + m] = nc > 0 ? s / nc : NAN;
+    }
+}
+
 void met_boot_run(struct met_boot *b, const struct met_col *cols, int n_cols, int n_cases, int n_boot, uint64_t seed,
-                  int32_t *idx_out) {
+                  int n_threads, int32_t *idx_out) {
     b->n_boot = n_boot;
     b->n_cols = n_cols;
     b->val = ct_xmalloc(sizeof *b->val * (size_t)n_boot * (size_t)(n_cols + 1) * MET_N + 1);
-    uint32_t *w = ct_xmalloc(sizeof *w * (size_t)(n_cases > 0 ? n_cases : 1));
+    /* the draws, in one sequence from one generator (so the result does not depend on -j) */
+    uint32_t *w = ct_xcalloc((size_t)n_boot * (size_t)n_cases + 1, sizeof *w);
     struct met_rng rng;
     met_rng_seed(&rng, seed);
-    double *tmp = ct_xmalloc(sizeof *tmp * (size_t)(n_cols + 1));
-    for (int r = 0; r < n_boot; r++) {
-        memset(w, 0, sizeof *w * (size_t)n_cases);
+    for (int r = 0; r < n_boot; r++)
         for (int i = 0; i < n_cases; i++) {
             uint32_t k = met_rng_below(&rng, (uint32_t)n_cases);
-            w[k]++;
+            w[(size_t)r * n_cases + k]++;
             if (idx_out) idx_out[(size_t)r * n_cases + i] = (int32_t)k;
         }
-        double *row = b->val + (size_t)r * (n_cols + 1) * MET_N;
-        for (int j = 0; j < n_cols; j++) met_eval(&cols[j], w, row + (size_t)j * MET_N, NULL);
-        for (int m = 0; m < MET_N; m++) {
-            for (int j = 0; j < n_cols; j++) tmp[j] = row[(size_t)j * MET_N + m];
-            row[(size_t)n_cols * MET_N + m] = met_mean(tmp, n_cols);
-        }
-    }
-    free(tmp);
+    struct boot_ctx x = { b, cols, w, n_cases };
+    ct_parallel_for(n_threads, n_boot, boot_one, &x);
     free(w);
 }
 

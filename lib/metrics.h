@@ -115,11 +115,13 @@ struct met_boot {
     int      n_boot, n_cols;
     double  *val;                    /* [n_boot][n_cols + 1][MET_N]; column n_cols = the mean over columns */
 };
-/* Runs n_boot resamples with the generator seeded with seed.  When idx_out is
- * not NULL it receives every resample's indices ([n_boot][n_cases], for tests
- * and for reproducing the numbers elsewhere). */
+/* Runs n_boot resamples with the generator seeded with seed, the resamples
+ * evaluated on n_threads threads (the draws are made first, in one sequence,
+ * so the numbers do not depend on n_threads).  When idx_out is not NULL it
+ * receives every resample's indices ([n_boot][n_cases], for tests and for
+ * reproducing the numbers elsewhere). */
 void met_boot_run(struct met_boot *b, const struct met_col *cols, int n_cols, int n_cases, int n_boot, uint64_t seed,
-                  int32_t *idx_out);
+                  int n_threads, int32_t *idx_out);
 /* Percentile interval [lo, hi] at level (0.95: the 2.5th and 97.5th
  * percentiles) of metric m of column j (j = n_cols: the mean); *n_def gets
  * the number of resamples where it was defined. */

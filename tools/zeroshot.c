@@ -436,7 +436,7 @@ static int run_metrics(const char *probs_path, const struct mopts *mo, const str
     int32_t *idx = NULL;
     if (mo->n_boot > 0) {
         if (mo->idx_out) idx = ct_xmalloc(sizeof *idx * (size_t)mo->n_boot * (size_t)n);
-        met_boot_run(&b, cols, ni, n, mo->n_boot, mo->seed, idx);
+        met_boot_run(&b, cols, ni, n, mo->n_boot, mo->seed, cc->threads, idx);
     }
     double t_boot = ct_now();
     /* CIs [item or mean][metric] = lo, hi, n_def */

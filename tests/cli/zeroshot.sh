@@ -104,6 +104,7 @@ if grep -q '^Hiatal hernia .*undef.*single class (no positives): AUC undefined' 
 else notok "single-class column said in the table" "$(grep Hiatal "$T/table.txt")"; fi
 if [ "$(wc -l <"$T/m.csv")" = 18 ] && grep -q '<svg' "$T/roc.svg" && "$PYTHON" -c "import json,sys; json.load(open(sys.argv[1]))" "$T/m.json"
 then ok "csv, json and svg written"; else notok "csv, json and svg written" "$(wc -l <"$T/m.csv")"; fi
+check "-j 2 gives the same numbers as -j 1" bash -c "zeroshot --metrics --labels '$T/labels.csv' '$T/probs.csv' -B 300 -j 2 --json '$T/j2.json' -o /dev/null && zeroshot --metrics --labels '$T/labels.csv' '$T/probs.csv' -B 300 --json '$T/j1.json' -o /dev/null && cmp '$T/j1.json' '$T/j2.json'"
 check "metrics from the ct.probs/1 stream" zeroshot --metrics --labels "$T/labels.csv" "$T/probs.ctv" -B 0
 check "labels from ct.labels/1 records" bash -c "report-label --labels '$T/labels.csv' -o '$T/labels.ctv' && zeroshot --metrics --labels '$T/labels.ctv' '$T/probs.csv' -B 0 -o '$T/t2.txt' && zeroshot --metrics --labels '$T/labels.csv' '$T/probs.csv' -B 0 -o '$T/t1.txt' && diff <(tail -n +2 '$T/t1.txt') <(tail -n +2 '$T/t2.txt')"
 
