@@ -104,6 +104,15 @@ if grep -q '^Hiatal hernia .*undef.*single class (no positives): AUC undefined' 
 else notok "single-class column said in the table" "$(grep Hiatal "$T/table.txt")"; fi
 if [ "$(wc -l <"$T/m.csv")" = 18 ] && grep -q '<svg' "$T/roc.svg" && "$PYTHON" -c "import json,sys; json.load(open(sys.argv[1]))" "$T/m.json"
 then ok "csv, json and svg written"; else notok "csv, json and svg written" "$(wc -l <"$T/m.csv")"; fi
+if "$PYTHON" -c "
+import sys, xml.etree.ElementTree as E
+r = E.parse(sys.argv[1]).getroot(); ns = '{http://www.w3.org/2000/svg}'
+g = r.findall(ns + 'g'); t = ''.join(x.text or '' for x in r.iter(ns + 'text'))
+sys.exit(not (len(g) == 16 and len(r.findall('.//' + ns + 'polyline')) == 15 and 'single class: no positives' in t and t.count('AUC ') == 15))
+" "$T/roc.svg"; then ok "roc svg: well-formed XML, 16 panels, 15 curves, the single-class panel says so"
+else notok "roc svg: well-formed XML, 16 panels, 15 curves, the single-class panel says so" "$(head -c 300 "$T/roc.svg")"; fi
+if command -v rsvg-convert >/dev/null; then check "roc svg renders (rsvg-convert)" rsvg-convert -o "$T/roc.png" "$T/roc.svg"
+else skip "roc svg renders" "rsvg-convert (librsvg2-bin) not installed"; fi
 check "-j 2 gives the same numbers as -j 1" bash -c "zeroshot --metrics --labels '$T/labels.csv' '$T/probs.csv' -B 300 -j 2 --json '$T/j2.json' -o /dev/null && zeroshot --metrics --labels '$T/labels.csv' '$T/probs.csv' -B 300 --json '$T/j1.json' -o /dev/null && cmp '$T/j1.json' '$T/j2.json'"
 check "metrics from the ct.probs/1 stream" zeroshot --metrics --labels "$T/labels.csv" "$T/probs.ctv" -B 0
 check "labels from ct.labels/1 records" bash -c "report-label --labels '$T/labels.csv' -o '$T/labels.ctv' && zeroshot --metrics --labels '$T/labels.ctv' '$T/probs.csv' -B 0 -o '$T/t2.txt' && zeroshot --metrics --labels '$T/labels.csv' '$T/probs.csv' -B 0 -o '$T/t1.txt' && diff <(tail -n +2 '$T/t1.txt') <(tail -n +2 '$T/t2.txt')"
