@@ -65,38 +65,51 @@ static void usage(FILE *f) {
             "Example: zeroshot --metrics --labels valid_labels.csv epoch_17.csv --nan zero --roc roc.svg\n");
 }
 
-/* ---- text files written atomically ('-' = stdout) ---- */
+/* ---- text outputs ('-' = stdout, files written atomically) ----
+ * The API of lib/textout.h on branch `structure` (report-label's writer moved to
+ * lib/), kept here until that is merged: at the merge, delete this block and
+ * include "textout.h". */
 
-struct tfile {
-    const char      *path;
+struct textout {
+    struct csv_buf   buf;            /* text not yet written: append here */
+    int              fd;             /* 1, or the temporary file */
+    int              is_file;
     struct ct_atomic at;
-    int              open;
 };
 
-static void tfile_open(struct tfile *t, const char *path) {
-    t->path = path;
-    t->open = 0;
-    if (!path || !strcmp(path, "-")) return;
-    if (ct_atomic_open(&t->at, path) != 0) ct_die("%s", ct_lasterr());
-    t->open = 1;
-}
-
-static int tfile_write(struct tfile *t, const struct csv_buf *b) {
-    if (!t->path) return 0;
-    int fd = t->open ? t->at.fd : 1;
-    if (b->n && ct_write_all(fd, b->p, b->n) != 0) return ct_prefixerr("%s", t->open ? t->path : "stdout");
+static int textout_open(struct textout *t, const char *path) {
+    memset(t, 0, sizeof *t);
+    t->fd = 1;
+    if (!strcmp(path, "-")) return 0;
+    if (ct_atomic_open(&t->at, path) != 0) return -1;
+    t->fd = t->at.fd;
+    t->is_file = 1;
     return 0;
 }
 
-static int tfile_commit(struct tfile *t) {
-    if (!t->open) return 0;
-    t->open = 0;
-    return ct_atomic_commit(&t->at);
+static int textout_flush(struct textout *t, int force) {
+    if (!force && t->buf.n < (1u << 20)) return 0;
+    if (t->buf.n && ct_write_all(t->fd, t->buf.p, t->buf.n) != 0)
+        return ct_prefixerr("%s", t->is_file ? t->at.path : "stdout");
+    t->buf.n = 0;
+    return 0;
 }
 
-static void tfile_abort(struct tfile *t) {
-    if (t->open) ct_atomic_abort(&t->at);
-    t->open = 0;
+static int textout_close(struct textout *t) {
+    int rc = textout_flush(t, 1);
+    if (t->is_file) {
+        if (rc == 0) rc = ct_atomic_commit(&t->at);
+        else ct_atomic_abort(&t->at);
+    }
+    t->is_file = 0;                          /* a later textout_abort leaves it alone */
+    csv_buf_free(&t->buf);
+    return rc;
+}
+
+static void textout_abort(struct textout *t) {
+    if (t->is_file) ct_atomic_abort(&t->at);
+    t->is_file = 0;
+    csv_buf_free(&t->buf);
 }
 
 /* ---- probabilities ---- */
@@ -262,20 +275,21 @@ static int run_probs(const char *prompts_path, const char *abn_path, const char 
     if (!rd) ct_die("%s", ct_lasterr());
     int csv_stdout = csv_path && !strcmp(csv_path, "-");
     int stream_out = !csv_path || strcmp(cc->output, "-") || !csv_stdout;
-    struct tfile tf = { 0 };
-    struct csv_buf csv = { 0 };
+    struct textout tf;
+    struct csv_buf *csv = NULL;
     if (csv_path) {
-        tfile_open(&tf, csv_path);
-        csv_buf_puts(&csv, "file_name");
+        if (textout_open(&tf, csv_path) != 0) ct_die("%s", ct_lasterr());
+        csv = &tf.buf;
+        csv_buf_puts(csv, "file_name");
         for (int i = 0; i < P.n_items; i++) {
-            csv_buf_putc(&csv, ',');
-            csv_put_field(&csv, P.columns[i], strlen(P.columns[i]));
+            csv_buf_putc(csv, ',');
+            csv_put_field(csv, P.columns[i], strlen(P.columns[i]));
         }
-        csv_buf_putc(&csv, '\n');
+        csv_buf_putc(csv, '\n');
     }
     struct rec_writer *w = NULL;
     if (stream_out && (w = rec_writer_open(cc->output, &cc->wopts)) == NULL) {
-        tfile_abort(&tf);
+        if (csv) textout_abort(&tf);
         ct_die("%s", ct_lasterr());
     }
     struct case_acc c;
@@ -295,11 +309,8 @@ static int run_probs(const char *prompts_path, const char *abn_path, const char 
         snprintf(where, sizeof where, "record %ld (id %s)", r.index, r.id);
         if (rec_expect(&r, "ct.organ", 1) != 0) { snprintf(err, sizeof err, "%s: %s", where, ct_lasterr()); break; }
         if (!c.active || strcmp(c.id, r.id)) {
-            flush_case(&c, &P, w, csv_path ? &csv : NULL, argc, argv);
-            if (csv_path && csv.n > (1u << 20)) {
-                if (tfile_write(&tf, &csv) != 0) { snprintf(err, sizeof err, "%s", ct_lasterr()); break; }
-                csv.n = 0;
-            }
+            flush_case(&c, &P, w, csv, argc, argv);
+            if (csv && textout_flush(&tf, 0) != 0) { snprintf(err, sizeof err, "%s", ct_lasterr()); break; }
             char origin[64];
             snprintf(origin, sizeof origin, "record %ld", r.index);
             const char *first = report_idset_add(seen, r.id, origin, 0, NULL);
@@ -345,18 +356,20 @@ static int run_probs(const char *prompts_path, const char *abn_path, const char 
     }
     if (rc < 0) snprintf(err, sizeof err, "%s", ct_lasterr());
     if (!err[0]) {
-        flush_case(&c, &P, w, csv_path ? &csv : NULL, argc, argv);
-        if (csv_path && tfile_write(&tf, &csv) != 0) snprintf(err, sizeof err, "%s", ct_lasterr());
+        flush_case(&c, &P, w, csv, argc, argv);
+        if (csv && textout_flush(&tf, 1) != 0) snprintf(err, sizeof err, "%s", ct_lasterr());
     }
     if (err[0]) {
-        tfile_abort(&tf);
+        if (csv) textout_abort(&tf);
         rec_writer_abort(w);
         ct_die("%s", err);
     }
-    if (w && rec_writer_close(w) != 0) { tfile_abort(&tf); ct_die("%s", ct_lasterr()); }
-    if (tfile_commit(&tf) != 0) ct_die("%s", ct_lasterr());
+    if (w && rec_writer_close(w) != 0) {
+        if (csv) textout_abort(&tf);
+        ct_die("%s", ct_lasterr());
+    }
+    if (csv && textout_close(&tf) != 0) ct_die("%s", ct_lasterr());
     ct_log(1, "%ld records, %ld cases, %d items: %.3f s", n_rec, n_cases, P.n_items, ct_now() - t0);
-    csv_buf_free(&csv);
     report_idset_free(seen);
     free(c.sum);
     free(c.cnt);
@@ -624,24 +637,27 @@ static int run_metrics(const char *probs_path, const struct mopts *mo, const str
             for (int i = 0; i < n; i++) csv_buf_printf(&ib, "%d%c", idx[(size_t)r * n + i], i == n - 1 ? '\n' : ' ');
     }
 
-    /* ---- write everything, committing only when all writes worked ---- */
-    struct tfile f_tab, f_csv = { 0 }, f_js = { 0 }, f_roc = { 0 }, f_idx = { 0 };
-    tfile_open(&f_tab, cc->output);
-    if (mo->csv) tfile_open(&f_csv, mo->csv);
-    if (mo->json) tfile_open(&f_js, mo->json);
-    if (mo->roc) tfile_open(&f_roc, mo->roc);
-    if (mo->idx_out) tfile_open(&f_idx, mo->idx_out);
-    int rc = tfile_write(&f_tab, &tb);
-    if (!rc && mo->csv) rc = tfile_write(&f_csv, &mc);
-    if (!rc && mo->json) rc = tfile_write(&f_js, &js);
-    if (!rc && mo->roc) rc = tfile_write(&f_roc, &sv);
-    if (!rc && mo->idx_out) rc = tfile_write(&f_idx, &ib);
-    if (!rc) rc = tfile_commit(&f_csv) | tfile_commit(&f_js) | tfile_commit(&f_roc) | tfile_commit(&f_idx) |
-                  tfile_commit(&f_tab);
+    /* ---- write everything; commit (rename into place) only when every write worked ---- */
+    /* the table last: when it goes to stdout, nothing reaches stdout unless every file was written */
+    const char *paths[5] = { mo->csv, mo->json, mo->roc, mo->idx_out, cc->output };
+    struct csv_buf *bufs[5] = { &mc, &js, &sv, &ib, &tb };
+    struct textout to[5];
+    int n_open = 0, rc = 0;
+    for (int i = 0; i < 5 && !rc; i++) {
+        if (!paths[i]) continue;
+        if ((rc = textout_open(&to[i], paths[i])) != 0) break;
+        n_open = i + 1;
+        to[i].buf = *bufs[i];                        /* the text moves into the output */
+        memset(bufs[i], 0, sizeof *bufs[i]);
+        rc = textout_flush(&to[i], 1);
+    }
+    for (int i = 0; i < n_open && !rc; i++)
+        if (paths[i]) rc = textout_close(&to[i]);
     if (rc) {
         char e[1024];
         snprintf(e, sizeof e, "%s", ct_lasterr());
-        tfile_abort(&f_tab); tfile_abort(&f_csv); tfile_abort(&f_js); tfile_abort(&f_roc); tfile_abort(&f_idx);
+        for (int i = 0; i < n_open; i++)
+            if (paths[i]) textout_abort(&to[i]);
         ct_die("%s", e);
     }
     ct_log(1, "read %.3f s, metrics %.3f s, bootstrap (%d) %.3f s, total %.3f s, peak RSS %ld kB", t_read - t0,

@@ -131,6 +131,11 @@ if [ ! -s "$T/inter2.err" ]; then ok "no warning when the cases match"; else not
 expect_fail "label column missing for an item" 1 "labels-nocol.csv: no label column 'Cardiomegaly' for item 'heart_Cardiomegaly_Not Cardiomegaly._Cardiomegaly.'" \
     zeroshot --metrics --labels "$T/labels-nocol.csv" "$T/probs.csv" --json "$T/nocol.json"
 if [ -e "$T/nocol.json" ]; then notok "no partial json" "exists"; else ok "no partial json"; fi
+if [ -w /dev/full ]; then
+    expect_fail "a full disk for --json: nothing on stdout, no files" 1 "^zeroshot: /dev/full: write: No space left on device$" \
+        zeroshot --metrics --labels "$T/labels.csv" "$T/probs.csv" -B 5 --csv "$T/full.csv" --json /dev/full
+    if [ -e "$T/full.csv" ]; then notok "no metrics CSV after the failure" "exists"; else ok "no metrics CSV after the failure"; fi
+else skip "a full disk" "no /dev/full"; fi
 expect_fail "duplicate case in the probabilities" 1 "probs-dup.csv:42: duplicate case valid_3_a_1 \(first at .*probs-dup.csv:5\)" \
     zeroshot --metrics --labels "$T/labels.csv" "$T/probs-dup.csv"
 expect_fail "duplicate case in the labels" 1 "labels-dup.csv:42: duplicate case valid_7_a_1 \(first at .*labels-dup.csv:9\)" \
