@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "ct.h"
-#include "report.h"
+#include "idset.h"
 #include "stream.h"
 
 double zs_prob_pos(const float *f, const float *t_neg, const float *t_pos, int dim, double temp) {
@@ -99,7 +99,7 @@ static void table_add_case(struct zs_table *t, const char *name, const double *p
         t->p = ct_xrealloc(t->p, sizeof *t->p * (size_t)t->cap * (size_t)(t->n_items ? t->n_items : 1));
     }
     char id[1024];
-    report_volume_id(name, id, sizeof id);
+    ct_case_id(name, id, sizeof id);
     t->ids[t->n_cases] = ct_xstrdup(id);
     t->names[t->n_cases] = ct_xstrdup(name);
     memcpy(t->p + (size_t)t->n_cases * t->n_items, p, sizeof *p * (size_t)t->n_items);
@@ -135,8 +135,8 @@ static int set_columns(struct zs_table *t, int n, const char *const *cols, const
     return 0;
 }
 
-static int dup_check(struct report_idset *seen, const char *id, const char *origin) {
-    const char *first = report_idset_add(seen, id, origin, 0, NULL);
+static int dup_check(struct idset *seen, const char *id, const char *origin) {
+    const char *first = idset_add(seen, id, origin, 0, NULL);
     if (first) return ct_seterr("%s: duplicate case %s (first at %s)", origin, id, first);
     return 0;
 }
@@ -161,7 +161,7 @@ static int table_read_csv(const char *path, struct zs_table *t) {
     snprintf(where, sizeof where, "%s:%ld", path, row.line);
     if (set_columns(t, row.n - 1, row.fields + 1, where) != 0) { csv_reader_close(r); return -1; }
     double *p = ct_xmalloc(sizeof *p * (size_t)t->n_items);
-    struct report_idset *seen = report_idset_new();
+    struct idset *seen = idset_new();
     while ((rc = csv_read(r, &row)) > 0) {
         snprintf(where, sizeof where, "%s:%ld", path, row.line);
         if (row.n != t->n_items + 1) {
@@ -177,12 +177,12 @@ static int table_read_csv(const char *path, struct zs_table *t) {
         }
         if (rc < 0) break;
         char id[1024];
-        report_volume_id(row.fields[0], id, sizeof id);
+        ct_case_id(row.fields[0], id, sizeof id);
         if (dup_check(seen, id, where) != 0) { rc = -1; break; }
         table_add_case(t, row.fields[0], p);
     }
     free(p);
-    report_idset_free(seen);
+    idset_free(seen);
     csv_reader_close(r);
     return rc < 0 ? -1 : 0;
 }
@@ -191,7 +191,7 @@ static int table_read_stream(const char *path, struct zs_table *t) {
     struct rec_reader *rd = rec_reader_open(path);
     if (!rd) return -1;
     struct tn_arena *a = tn_arena_new(0);
-    struct report_idset *seen = report_idset_new();
+    struct idset *seen = idset_new();
     struct rec r;
     int rc;
     char where[1200];
@@ -234,7 +234,7 @@ static int table_read_stream(const char *path, struct zs_table *t) {
         tn_arena_reset(a);
     }
 out:
-    report_idset_free(seen);
+    idset_free(seen);
     tn_arena_free(a);
     rec_reader_close(rd);
     if (rc == 0 && !t->columns) return ct_seterr("%s: no ct.probs/1 records", path);
@@ -267,8 +267,8 @@ void zs_table_free(struct zs_table *t) {
 
 static int labels_add(struct zs_labels *l, int *cap, const char *volume, const uint8_t *y, const char *where) {
     char id[1024];
-    report_volume_id(volume, id, sizeof id);
-    const char *first = report_idset_add(l->index, id, where, (uint64_t)l->n_cases, NULL);
+    ct_case_id(volume, id, sizeof id);
+    const char *first = idset_add(l->index, id, where, (uint64_t)l->n_cases, NULL);
     if (first) return ct_seterr("%s: duplicate case %s (first at %s)", where, id, first);
     if (l->n_cases == *cap) {
         *cap = *cap ? 2 * *cap : 1024;
@@ -387,7 +387,7 @@ out:
 int zs_labels_read(const char *path, struct zs_labels *l) {
     memset(l, 0, sizeof *l);
     l->source = path;
-    l->index = report_idset_new();
+    l->index = idset_new();
     return zs_is_stream(path) ? labels_read_stream(path, l) : labels_read_csv(path, l);
 }
 
@@ -396,7 +396,7 @@ void zs_labels_free(struct zs_labels *l) {
     free_strv(l->abn, l->n_abn);
     free_strv(l->ids, l->n_cases);
     free(l->y);
-    report_idset_free(l->index);
+    idset_free(l->index);
     memset(l, 0, sizeof *l);
 }
 
@@ -421,7 +421,7 @@ int zs_join(const struct zs_table *t, const struct zs_labels *l, struct zs_join 
     j->no_label = ct_xmalloc(sizeof *j->no_label * (size_t)(t->n_cases + 1));
     for (int c = 0; c < t->n_cases; c++) {
         uint64_t tag;
-        if (!report_idset_get(l->index, t->ids[c], &tag)) {
+        if (!idset_get(l->index, t->ids[c], &tag)) {
             j->no_label[j->n_no_label++] = t->ids[c];
             continue;
         }

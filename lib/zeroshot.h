@@ -5,7 +5,7 @@
  * or ct.labels/1 streams), joined on case id.
  *
  * Case ids and file names: a case id is the volume's file name without its
- * directory and without .nii.gz / .nii (report_volume_id in report.h, the one
+ * directory and without .nii.gz / .nii (ct_case_id in ct.h, the one
  * place that defines it); the reference CSV's file_name column and CT-RATE's
  * VolumeName hold "valid_1_a_1.nii.gz", ct.probs/1 records have id
  * "valid_1_a_1" and meta file_name "valid_1_a_1.nii.gz" (zs_file_name).
@@ -47,7 +47,7 @@ struct zs_table {
     char      **columns;             /* [n_items] CSV column names */
     char      **abn;                 /* [n_items] abnormality = column.split('_')[1] (the released rule) */
     int         n_cases, cap;
-    char      **ids;                 /* [n_cases] case ids (report_volume_id of file_name) */
+    char      **ids;                 /* [n_cases] case ids (ct_case_id of file_name) */
     char      **names;               /* [n_cases] file names as given */
     double     *p;                   /* [n_cases][n_items], NaN = empty cell */
 };
@@ -66,7 +66,7 @@ struct zs_labels {
     int         n_cases;
     char      **ids;                 /* [n_cases] */
     uint8_t    *y;                   /* [n_cases][n_abn] 0/1 */
-    struct report_idset *index;      /* id -> row */
+    struct idset *index;      /* id -> row */
 };
 /* CT-RATE's label CSV (VolumeName plus one 0/1 column per abnormality, any
  * order and any set of abnormalities) or ct.labels/1 records. */

@@ -17,9 +17,11 @@
 #include "csv.h"
 #include "ct.h"
 #include "metrics.h"
-#include "report.h"
+#include "idset.h"
+#include "organs.h"
 #include "stream.h"
 #include "svg.h"
+#include "textout.h"
 #include "zeroshot.h"
 
 static void usage(FILE *f) {
@@ -63,53 +65,6 @@ static void usage(FILE *f) {
             "\n"
             "Exit status: 0 ok, 1 bad input, 2 usage.\n"
             "Example: zeroshot --metrics --labels valid_labels.csv epoch_17.csv --nan zero --roc roc.svg\n");
-}
-
-/* ---- text outputs ('-' = stdout, files written atomically) ----
- * The API of lib/textout.h on branch `structure` (report-label's writer moved to
- * lib/), kept here until that is merged: at the merge, delete this block and
- * include "textout.h". */
-
-struct textout {
-    struct csv_buf   buf;            /* text not yet written: append here */
-    int              fd;             /* 1, or the temporary file */
-    int              is_file;
-    struct ct_atomic at;
-};
-
-static int textout_open(struct textout *t, const char *path) {
-    memset(t, 0, sizeof *t);
-    t->fd = 1;
-    if (!strcmp(path, "-")) return 0;
-    if (ct_atomic_open(&t->at, path) != 0) return -1;
-    t->fd = t->at.fd;
-    t->is_file = 1;
-    return 0;
-}
-
-static int textout_flush(struct textout *t, int force) {
-    if (!force && t->buf.n < (1u << 20)) return 0;
-    if (t->buf.n && ct_write_all(t->fd, t->buf.p, t->buf.n) != 0)
-        return ct_prefixerr("%s", t->is_file ? t->at.path : "stdout");
-    t->buf.n = 0;
-    return 0;
-}
-
-static int textout_close(struct textout *t) {
-    int rc = textout_flush(t, 1);
-    if (t->is_file) {
-        if (rc == 0) rc = ct_atomic_commit(&t->at);
-        else ct_atomic_abort(&t->at);
-    }
-    t->is_file = 0;                          /* a later textout_abort leaves it alone */
-    csv_buf_free(&t->buf);
-    return rc;
-}
-
-static void textout_abort(struct textout *t) {
-    if (t->is_file) ct_atomic_abort(&t->at);
-    t->is_file = 0;
-    csv_buf_free(&t->buf);
 }
 
 /* ---- probabilities ---- */
@@ -183,12 +138,12 @@ static void load_prompts(const char *path, struct prompts *P, struct tn_arena *a
 }
 
 static void check_items_yaml(const struct prompts *P, const char *path, struct tn_arena *a) {
-    struct report_abn t;
-    if (report_abn_load(path, a, &t) != 0) ct_die("%s", ct_lasterr());
+    struct org_abn t;
+    if (org_abn_load(path, a, &t) != 0) ct_die("%s", ct_lasterr());
     if (t.n_items != P->n_items)
         ct_die("--prompts: %d items, %s has %d", P->n_items, path, t.n_items);
     for (int i = 0; i < t.n_items; i++) {
-        const struct report_item *y = &t.items[i];
+        const struct org_item *y = &t.items[i];
         const struct item *x = &P->items[i];
         if (strcmp(x->organ, y->organ) || strcmp(x->abn, t.names[y->abn]) || strcmp(x->neg, y->negative) ||
             strcmp(x->pos, y->positive))
@@ -296,7 +251,7 @@ static int run_probs(const char *prompts_path, const char *abn_path, const char 
     memset(&c, 0, sizeof c);
     c.sum = ct_xcalloc((size_t)P.n_items, sizeof *c.sum);
     c.cnt = ct_xcalloc((size_t)P.n_items, sizeof *c.cnt);
-    struct report_idset *seen = report_idset_new();
+    struct idset *seen = idset_new();
     struct tn_arena *a = tn_arena_new(0);
     struct rec r;
     int rc;
@@ -313,7 +268,7 @@ static int run_probs(const char *prompts_path, const char *abn_path, const char 
             if (csv && textout_flush(&tf, 0) != 0) { snprintf(err, sizeof err, "%s", ct_lasterr()); break; }
             char origin[64];
             snprintf(origin, sizeof origin, "record %ld", r.index);
-            const char *first = report_idset_add(seen, r.id, origin, 0, NULL);
+            const char *first = idset_add(seen, r.id, origin, 0, NULL);
             if (first) {
                 snprintf(err, sizeof err, "%s: duplicate case id (its records must be consecutive; first at %s)",
                          where, first);
@@ -370,7 +325,7 @@ static int run_probs(const char *prompts_path, const char *abn_path, const char 
     }
     if (csv && textout_close(&tf) != 0) ct_die("%s", ct_lasterr());
     ct_log(1, "%ld records, %ld cases, %d items: %.3f s", n_rec, n_cases, P.n_items, ct_now() - t0);
-    report_idset_free(seen);
+    idset_free(seen);
     free(c.sum);
     free(c.cnt);
     free(P.items);
