@@ -139,14 +139,11 @@ static int anomaly_affine(const struct rec *r, const int64_t off[3], double A[4]
 /* one organ of one window; appends its record to out */
 static int organ_result(struct ctx *c, const struct rec *r, const char *organ, const int64_t grid[4][3],
                         struct rec_writer *out, int argc, char **argv) {
-    int mo = model_index(organ);
-    if (mo < 0)
-        return ct_seterr("organ '%s' is not one of the model's organs (lung heart esophagus aorta)", organ);
+    int mo = model_index(organ);                        /* organ and tensors checked by process() */
     struct tn_tensor *emb[4], *tok[4];
     int64_t n[4];
     for (int s = 0; s < 4; s++) {
-        if (stage_tensors(r, organ, s, grid[s][0] * grid[s][1] * grid[s][2], &emb[s], &tok[s]) != 0)
-            return ct_prefixerr("organ '%s'", organ);
+        if (stage_tensors(r, organ, s, grid[s][0] * grid[s][1] * grid[s][2], &emb[s], &tok[s]) != 0) return -1;
         n[s] = emb[s]->shape[0];
     }
     struct tn_arena *a = r->arena;
@@ -264,10 +261,20 @@ static int process(struct ctx *c, struct rec *r, struct rec_writer *out, int arg
             grid[s][k] = g[3 * s + k];
             if (grid[s][k] < 1 || grid[s][k] > 1 << 20) return ct_seterr("meta 'stage_grids' holds %lld", (long long)grid[s][k]);
         }
+    /* every organ's tensors checked before the first result is written: nothing partial of a window */
     for (uint32_t i = 0; i < wv->v.a.n; i++) {
         if (wv->v.a.items[i].type != RV_STR) return ct_seterr("meta 'window_organs' item %u is not a string", i);
-        if (organ_result(c, r, wv->v.a.items[i].v.s.p, grid, out, argc, argv) != 0) return -1;
+        const char *organ = wv->v.a.items[i].v.s.p;
+        if (model_index(organ) < 0)
+            return ct_seterr("organ '%s' is not one of the model's organs (lung heart esophagus aorta)", organ);
+        for (int s = 0; s < 4; s++) {
+            struct tn_tensor *e, *t;
+            if (stage_tensors(r, organ, s, grid[s][0] * grid[s][1] * grid[s][2], &e, &t) != 0)
+                return ct_prefixerr("organ '%s'", organ);
+        }
     }
+    for (uint32_t i = 0; i < wv->v.a.n; i++)
+        if (organ_result(c, r, wv->v.a.items[i].v.s.p, grid, out, argc, argv) != 0) return -1;
     return 0;
 }
 
