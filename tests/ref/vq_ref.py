@@ -101,7 +101,7 @@ class VQHead(nn.Module):
     @torch.no_grad()
     def organ(self, keys, organ, per_organ=False, dtype=torch.float32, force_codes=None):
         self.to(dtype)
-        k = [torch.from_numpy(np.asarray(a)).to(dtype) for a in keys]
+        k = [torch.from_numpy(np.array(a, np.float32)).to(dtype) for a in keys]
         roi, other = k[3], torch.cat(k[:3], 0)
         # 4.1: normalisation over all values, condition token, encoder, drop the condition
         mn = roi.min()
