@@ -554,6 +554,9 @@ struct rec_reader {
     ZSTD_DCtx *dctx;
     /* capture of raw bytes (metadata values) */
     struct rec_mp *cap;
+    /* rec_reader_set_tensor_filter */
+    int      (*keep)(const char *name, void *ctx);
+    void      *keep_ctx;
 };
 
 static void set_pipe_size(int fd) {
@@ -620,6 +623,11 @@ void rec_reader_close(struct rec_reader *rd) {
 }
 
 const char *rec_reader_path(const struct rec_reader *rd) { return rd->path; }
+
+void rec_reader_set_tensor_filter(struct rec_reader *rd, int (*keep)(const char *name, void *ctx), void *ctx) {
+    rd->keep = keep;
+    rd->keep_ctx = ctx;
+}
 
 /* read() into p up to n bytes; returns bytes read, 0 at EOF, -1 on error */
 static ssize_t rd_sys(struct rec_reader *rd, void *p, size_t n) {
@@ -1047,6 +1055,11 @@ static int read_record(struct rec_reader *rd, struct tn_arena *a, struct rec *r)
                 if (kr2 > 0) return ct_seterr("tensor name longer than %d bytes", TN_NAME_MAX - 1);
                 if (rec_tensor(r, t->name)) return ct_seterr("duplicate tensor '%s'", t->name);
                 if (r->n_tensors >= REC_MAX_TENSORS) return ct_seterr("more than %d tensors", REC_MAX_TENSORS);
+                if (rd->keep && !rd->keep(t->name, rd->keep_ctx)) {    /* filtered out: skip unread */
+                    struct tok v;
+                    if (rd_tok(rd, &v) != 0 || rd_skip_rest(rd, &v, 0) != 0) return ct_prefixerr("tensor '%s'", t->name);
+                    continue;
+                }
                 if (read_tensor(rd, a, t) != 0) return -1;
                 r->tensors[r->n_tensors++] = t;
             }

@@ -177,6 +177,10 @@ int  rec_read(struct rec_reader *rd, struct tn_arena *arena, struct rec *r);
 void rec_reader_close(struct rec_reader *rd);
 /* The input being read ("-" for stdin). */
 const char *rec_reader_path(const struct rec_reader *rd);
+/* Keep only the tensors whose name keep(name, ctx) accepts (nonzero); the others are skipped
+ * without being stored (their bytes are still read, so truncation is still an error).  For a
+ * stage that needs a few tensors of a large weights record.  keep NULL = every tensor (default). */
+void rec_reader_set_tensor_filter(struct rec_reader *rd, int (*keep)(const char *name, void *ctx), void *ctx);
 
 /* ---- writing streams ---- */
 enum rec_codec { REC_RAW, REC_ZSTD };
