@@ -16,12 +16,14 @@
 
 #include "cli.h"
 #include "ct.h"
+#include "organs.h"
 #include "stream.h"
 #include "visd-head.h"
 #include "visd-vq.h"
 
 /* the model's organ order: query_tokens[o], res_projs*[o], id_projs(o), code block o */
-static const char *const model_organs[VISD_HEAD_ORGANS] = { "lung", "heart", "esophagus", "aorta" };
+/* the model's organ order is CT-RATE's (lib/organs.h) */
+_Static_assert(VISD_HEAD_ORGANS == ORG_CT_RATE_N, "one query token per CT-RATE organ");
 /* stage-4 cell in window voxels (D, H, W): method.md 2.2 */
 static const int cell4[3] = { 16, 32, 32 };
 
@@ -70,7 +72,7 @@ struct ctx {
 
 static int model_index(const char *organ) {
     for (int i = 0; i < VISD_HEAD_ORGANS; i++)
-        if (!strcmp(organ, model_organs[i])) return i;
+        if (!strcmp(organ, org_ct_rate[i])) return i;
     return -1;
 }
 
