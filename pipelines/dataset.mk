@@ -63,6 +63,9 @@ endif
 .PHONY: all cases merge list begin
 all: merge
 
+CASE := $(PIPE)/case.sh
+ONCE := $(OUT)/once/.done
+
 # One explicit rule per case of the manifest (this shard), generated from it.
 CASES_MK := $(OUT)/cases$(if $(SHARD),.$(subst /,-of-,$(SHARD))).mk
 include $(CASES_MK)
@@ -72,9 +75,9 @@ $(CASES_MK): $(MANIFEST) $(PIPE)/dataset.mk
 	    NF >= 3 { printf "CASES += %s\n%s/cases/%s.%s: %s %s $$(ONCE) | begin\n\t@$$(CASE) %s %s %s || :\n", \
 	              $$1, out, $$1, ext, $$2, $$3, $$1, $$2, $$3 }' >$@.tmp && mv $@.tmp $@
 
-CASE := $(PIPE)/case.sh
-ONCE := $(OUT)/once/.done
 RESULTS = $(CASES:%=$(OUT)/cases/%.$(RESULT_EXT))
+# case.sh writes them atomically: make must not delete one that is complete when interrupted
+.PRECIOUS: $(RESULTS)
 
 cases: $(RESULTS)
 
