@@ -15,19 +15,12 @@
 #   OUT=... pipelines/case.sh --progress    (or tail -f $OUT/slurm/*.out)
 set -euo pipefail
 PIPE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-die() { echo "submit.sh: $*" >&2; exit 1; }
-shards=
-if [ "${1:-}" = -n ]; then
-    [[ ${2:-} =~ ^[1-9][0-9]*$ ]] || die "-n: expected a positive count"
-    shards=$2; shift 2
-fi
-case "${1:-}" in -h|--help) sed -n '2,/^set /p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;; esac
-[ $# -ge 1 ] || die "usage: submit.sh [-n SHARDS] MANIFEST [-- SBATCH-OPTIONS...]"
-manifest=$1; shift
-[ "${1:-}" = -- ] && shift
-[ -r "$manifest" ] || die "$manifest: cannot read the manifest"
-command -v sbatch >/dev/null || die "sbatch not found (Slurm client)"
-n=$(grep -c . "$manifest") || die "$manifest: no case"
+# shellcheck source=../driver.sh
+. "$PIPE/driver.sh"
+driver_args submit.sh -n "$@"
+shards=$count
+command -v sbatch >/dev/null || driver_die "sbatch not found (Slurm client)"
+n=$(grep -c . "$manifest") || driver_die "$manifest: no case"
 [ -n "$shards" ] || shards=$((n < 64 ? n : 64))
 [ "$shards" -le "$n" ] || shards=$n
 export OUT=${OUT:-out}
@@ -40,8 +33,8 @@ MANIFEST=$(cd "$(dirname "$manifest")" && pwd)/$(basename "$manifest")
 "$PIPE/case.sh" --begin "$MANIFEST"
 step=$PIPE/slurm/step.sbatch
 log=$OUT/slurm
-once=$(sbatch --parsable --export=ALL -o "$log/%j_once.out" "$@" "$step" once)
+once=$(sbatch --parsable --export=ALL -o "$log/%j_once.out" "${more[@]}" "$step" once)
 array=$(sbatch --parsable --export=ALL -o "$log/%A_%a.out" --array="0-$((shards - 1))" \
-        --dependency="afterok:${once%%;*}" "$@" "$step" shard)
-merge=$(sbatch --parsable --export=ALL -o "$log/%j_merge.out" --dependency="afterok:${array%%;*}" "$@" "$step" merge)
+        --dependency="afterok:${once%%;*}" "${more[@]}" "$step" shard)
+merge=$(sbatch --parsable --export=ALL -o "$log/%j_merge.out" --dependency="afterok:${array%%;*}" "${more[@]}" "$step" merge)
 echo "${once%%;*} ${array%%;*} ${merge%%;*}"

@@ -164,3 +164,9 @@ if command -v parallel >/dev/null; then
 else
     skip "parallel.sh" "GNU parallel is not installed (scripts/deps.sh test installs it)"
 fi
+expect_fail "parallel.sh: unreadable manifest" 1 "parallel.sh: $T/none.tsv: cannot read the manifest" \
+    "$ROOT/pipelines/parallel.sh" "$T/none.tsv"
+expect_fail "parallel.sh: bad -j" 1 "parallel.sh: -j: expected a positive count" \
+    "$ROOT/pipelines/parallel.sh" -j 0 "$T/manifest.tsv"
+expect_fail "slurm/submit.sh: unreadable manifest" 1 "submit.sh: $T/none.tsv: cannot read the manifest" \
+    "$ROOT/pipelines/slurm/submit.sh" -n 2 "$T/none.tsv"
