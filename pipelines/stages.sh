@@ -22,6 +22,8 @@
 #   stage_merge:  cat "$@" >"$OUT/probs.ctv", then the probabilities CSV and the metrics from $LABELS
 
 RESULT_EXT=json
+# the tools of this checkout first, as pipelines/demo.sh (CT_BIN overrides)
+PATH=${CT_BIN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/${CT_BUILD:-build}/bin}:$PATH
 
 stage_once() {
     # the weights are read by every case: check them once instead of failing 3,039 times
