@@ -19,7 +19,7 @@
 #
 #   make ... list                     the cases (of this shard)
 #   make ... SHARD=i/N                only the cases of shard i of N (lines i, i+N, ...), no merge
-#   make ... merge                    only the final step
+#   make ... summary                  only the final step, on the results there are
 #   make ... KEEP="windows tokens"    also keep these intermediates in OUT/keep/ID.NAME.ctv
 #   make ... THREADS=2                -j of each case's compute stages (default 1 per case)
 
@@ -60,7 +60,7 @@ else
 LINES = cat $(MANIFEST)
 endif
 
-.PHONY: all cases merge list begin
+.PHONY: all cases merge summary list begin
 all: merge
 
 CASE := $(PIPE)/case.sh
@@ -87,6 +87,9 @@ merge: $(RESULTS)
 else
 merge: $(RESULTS)
 endif
+
+summary:
+	@$(PIPE)/merge.sh $(MANIFEST)
 
 list:
 	@printf '%s\n' $(CASES)
