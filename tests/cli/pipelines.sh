@@ -117,6 +117,10 @@ n1=$(echo "$first" | grep -c json)
 if [ "$n1" -ge 1 ] && [ "$n1" -lt 6 ] && [ "$(nfiles "$T/rout" -name '*.tmp*')" = 0 ]; then
     ok "dataset.mk: an interrupted run leaves whole results only ($n1 of 6)"
 else notok "dataset.mk: an interrupted run leaves whole results only ($n1 of 6)" "$(ls -R "$T/rout" | tr '\n' ' ')"; fi
+mkr summary >"$T/r.out" 2>/dev/null
+[ $? != 0 ] && [ "$(grep -c '^  missing valid_[0-9]_a_1: not run or interrupted' "$T/r.out")" = $((6 - n1)) ] &&
+    ok "dataset.mk: the summary of an interrupted run lists the missing cases" ||
+    notok "dataset.mk: the summary of an interrupted run lists the missing cases" "$(cat "$T/r.out")"
 sleep 1
 mkr -j 2 >"$T/r.out" 2>"$T/r.err"
 rc=$?
