@@ -1,17 +1,27 @@
-# Preprocess a dataset with make: one ct.tokens/1 file per case, in parallel, resumable.
+# A dataset with make: per-case results in parallel, resumable, then the merged result.
 #
-#   make -f pipelines/dataset.mk -j 8 CT_DIR=data/ct SEG_DIR=data/seg WEIGHTS=visd-encoder.ctv OUT=out
+#   make -f pipelines/dataset.mk -j 8 CT_DIR=data/valid SEG_DIR=data/masks/valid WEIGHTS=visd.ctv OUT=out
+#   make -f pipelines/dataset.mk -j 8 MANIFEST=cases.tsv WEIGHTS=visd.ctv OUT=out
 #
-# CT_DIR/<id>.nii.gz is a CT, SEG_DIR/<id>.nii.gz its TotalSegmentator label map (same name).
-# Each case runs  ct-resample | mask-pool | encode  in one pipe: no intermediate files, a failing
-# stage fails the target (pipefail) and make deletes the partial output (.DELETE_ON_ERROR).
-# Re-running skips the cases already done; `make -k` goes on past bad cases.
+# The cases are the lines of a manifest (ID, CT, SEG; pipelines/manifest.sh), made from CT_DIR and
+# SEG_DIR (CT-RATE's tree or flat: SEG_DIR/<same relative path>) into OUT/manifest.tsv unless MANIFEST
+# is given; Slurm (pipelines/slurm/) and GNU parallel (pipelines/parallel.sh) read the same file.
+# What is computed lives in pipelines/stages.sh; pipelines/case.sh runs one case:
+#   OUT/once/.done        the once-per-run step (checks the weights; prompt features later)
+#   OUT/cases/ID.EXT      one result per case (its presence = done; redone when CT, SEG or the
+#                         once step are newer)
+#   OUT/log/ID.log        the stages' stderr;  OUT/status/ID.ok|.failed  the markers
+#   OUT/summary.tsv, and the merged result (OUT/result.jsonl today)
+# A failing case is reported on stderr, leaves no result and does not stop the others (no -k
+# needed); the final step lists it and make exits non-zero.  Re-running redoes only the cases
+# without a result (the failed ones and those an interruption cut).  Each finished case prints
+#   case7 ok 3.1 s | 12/40 done, 1 failed | 2.4 cases/min | ETA 11m
 #
-# On a cluster, give every node one shard of the cases: SHARD=i/N keeps the cases whose index
-# (in sorted order) is i mod N, e.g. in a job array:  make -f pipelines/dataset.mk SHARD=$TASK/16 ...
-#
-#   make -f pipelines/dataset.mk ... out/<id>.windows.ctv    one case up to mask-pool, to debug it
-#   make -f pipelines/dataset.mk ... list                   the cases this shard would run
+#   make ... list                     the cases (of this shard)
+#   make ... SHARD=i/N                only the cases of shard i of N (lines i, i+N, ...), no merge
+#   make ... summary                  only the final step, on the results there are
+#   make ... KEEP="windows tokens"    also keep these intermediates in OUT/keep/ID.NAME.ctv
+#   make ... THREADS=2                -j of each case's compute stages (default 1 per case)
 
 CT_DIR   ?= ct
 SEG_DIR  ?= seg
@@ -19,37 +29,74 @@ OUT      ?= out
 WEIGHTS  ?= weights.ctv
 THREADS  ?= 1
 SHARD    ?=
+MANIFEST ?=
+KEEP     ?=
+LABELS   ?=
 RESAMPLE_FLAGS ?=
 MASKPOOL_FLAGS ?=
 ENCODE_FLAGS   ?=
+export OUT WEIGHTS THREADS KEEP LABELS RESAMPLE_FLAGS MASKPOOL_FLAGS ENCODE_FLAGS
 
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
-.DELETE_ON_ERROR:
 .SUFFIXES:
+PIPE := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
+RESULT_EXT := $(shell sed -n 's/^RESULT_EXT=//p' $(PIPE)/stages.sh)
 
-ALL_CASES := $(sort $(patsubst $(CT_DIR)/%.nii.gz,%,$(wildcard $(CT_DIR)/*.nii.gz)))
-ifneq ($(SHARD),)
-SHARD_I := $(word 1,$(subst /, ,$(SHARD)))
-SHARD_N := $(word 2,$(subst /, ,$(SHARD)))
-CASES := $(shell echo $(ALL_CASES) | tr ' ' '\n' | awk 'NF && (NR - 1) % $(SHARD_N) == $(SHARD_I)')
-else
-CASES := $(ALL_CASES)
+# The manifest from the directories, rewritten only when it changes (so cases.mk is stable).
+ifeq ($(MANIFEST),)
+MANIFEST := $(OUT)/manifest.tsv
+MANIFEST_ERR := $(shell mkdir -p $(OUT) && $(PIPE)/manifest.sh $(CT_DIR) $(SEG_DIR) >$(OUT)/.manifest.new 2>$(OUT)/.manifest.err \
+    && { cmp -s $(OUT)/.manifest.new $(MANIFEST) && rm -f $(OUT)/.manifest.new || mv $(OUT)/.manifest.new $(MANIFEST); } \
+    || { rm -f $(OUT)/.manifest.new; echo failed; })
+ifneq ($(MANIFEST_ERR),)
+$(error $(shell head -1 $(OUT)/.manifest.err))
+endif
 endif
 
-.PHONY: all list
-all: $(CASES:%=$(OUT)/%.tokens.ctv)
+ifneq ($(SHARD),)
+LINES = $(PIPE)/manifest.sh --shard $(SHARD) $(MANIFEST)
+else
+LINES = cat $(MANIFEST)
+endif
+
+.PHONY: all cases merge summary list begin
+all: merge
+
+CASE := $(PIPE)/case.sh
+ONCE := $(OUT)/once/.done
+
+# One explicit rule per case of the manifest (this shard), generated from it.
+CASES_MK := $(OUT)/cases$(if $(SHARD),.$(subst /,-of-,$(SHARD))).mk
+include $(CASES_MK)
+$(CASES_MK): $(MANIFEST) $(PIPE)/dataset.mk
+	@mkdir -p $(OUT)
+	@$(LINES) | awk -F '\t' -v out='$$(OUT)' -v ext=$(RESULT_EXT) ' \
+	    NF >= 3 { printf "CASES += %s\n%s/cases/%s.%s: %s %s $$(ONCE) | begin\n\t@$$(CASE) %s %s %s || :\n", \
+	              $$1, out, $$1, ext, $$2, $$3, $$1, $$2, $$3 }' >$@.tmp && mv $@.tmp $@
+
+RESULTS = $(CASES:%=$(OUT)/cases/%.$(RESULT_EXT))
+# case.sh writes them atomically: make must not delete one that is complete when interrupted
+.PRECIOUS: $(RESULTS)
+
+cases: $(RESULTS)
+
+ifeq ($(SHARD),)
+merge: $(RESULTS)
+	@$(PIPE)/merge.sh $(MANIFEST)
+else
+merge: $(RESULTS)
+endif
+
+summary:
+	@$(PIPE)/merge.sh $(MANIFEST)
 
 list:
 	@printf '%s\n' $(CASES)
 
-$(OUT):
-	mkdir -p $@
+# the progress clock of this run (order-only: it never makes a case out of date)
+begin:
+	@$(CASE) --begin $(MANIFEST)
 
-$(OUT)/%.tokens.ctv: $(CT_DIR)/%.nii.gz $(SEG_DIR)/%.nii.gz $(WEIGHTS) | $(OUT)
-	ct-resample $< --label $(word 2,$^) --id $* $(RESAMPLE_FLAGS) \
-	  | mask-pool $(MASKPOOL_FLAGS) \
-	  | encode -w $(WEIGHTS) -j $(THREADS) $(ENCODE_FLAGS) -o $@
-
-$(OUT)/%.windows.ctv: $(CT_DIR)/%.nii.gz $(SEG_DIR)/%.nii.gz | $(OUT)
-	ct-resample $< --label $(word 2,$^) --id $* $(RESAMPLE_FLAGS) | mask-pool $(MASKPOOL_FLAGS) -o $@
+$(ONCE): $(WEIGHTS)
+	@$(CASE) --once

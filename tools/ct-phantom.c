@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -34,6 +35,7 @@ struct opts {
     double   noise_hu;               /* Gaussian noise sigma */
     long     seed;
     const char *outdir;
+    unsigned char unlabel[256];      /* class ids left out of the label map */
 };
 
 static void usage(FILE *f) {
@@ -47,6 +49,9 @@ static void usage(FILE *f) {
             "      --spacing X,Y,Z  voxel size in mm (default 2,2,5)\n"
             "      --noise HU       Gaussian noise sigma (default 10)\n"
             "      --seed N         noise seed (default 1)\n"
+            "      --unlabel IDS    leave these class ids (comma-separated, 1..255) out of\n"
+            "                       the label map, as if TotalSegmentator had missed them;\n"
+            "                       the CT is unchanged (e.g. --unlabel 15: no esophagus)\n"
             "  -h, --help           show this help\n"
             "  -V, --version        show the version\n"
             "\n"
@@ -208,12 +213,13 @@ static void tissue(double x, double y, double z, int *label, double *hu) {
 
 int main(int argc, char **argv) {
     ct_init(argv[0]);
-    struct opts o = { { 192, 160, 64 }, { 2, 2, 5 }, 10, 1, NULL };
-    enum { OPT_SHAPE = 256, OPT_SPACING, OPT_NOISE, OPT_SEED };
+    struct opts o = { { 192, 160, 64 }, { 2, 2, 5 }, 10, 1, NULL, { 0 } };
+    enum { OPT_SHAPE = 256, OPT_SPACING, OPT_NOISE, OPT_SEED, OPT_UNLABEL };
     static const struct option longopts[] = {
         { "output", required_argument, 0, 'o' },      { "shape", required_argument, 0, OPT_SHAPE },
         { "spacing", required_argument, 0, OPT_SPACING }, { "noise", required_argument, 0, OPT_NOISE },
-        { "seed", required_argument, 0, OPT_SEED },   { "help", no_argument, 0, 'h' },
+        { "seed", required_argument, 0, OPT_SEED },   { "unlabel", required_argument, 0, OPT_UNLABEL },
+        { "help", no_argument, 0, 'h' },
         { "version", no_argument, 0, 'V' },           { 0, 0, 0, 0 },
     };
     struct cli_common cc;
@@ -239,6 +245,20 @@ int main(int argc, char **argv) {
         case OPT_SEED:
             if (ct_parse_long(optarg, &o.seed) != 0) ct_usage_die("--seed: %s", ct_lasterr());
             break;
+        case OPT_UNLABEL: {
+            const char *p = optarg;
+            for (;;) {
+                char *end;
+                errno = 0;
+                long id = strtol(p, &end, 10);
+                if (end == p || errno || id < 1 || id > 255 || (*end && *end != ','))
+                    ct_usage_die("--unlabel: expected class ids 1..255 separated by commas, got '%s'", optarg);
+                o.unlabel[id] = 1;
+                if (!*end) break;
+                p = end + 1;
+            }
+            break;
+        }
         default:
             if (!cli_common(ch, optarg, &cc, usage)) cli_unknown();
         }
@@ -271,7 +291,7 @@ int main(int argc, char **argv) {
                 if (h > 3071) h = 3071;
                 int64_t idx = (k * ny + j) * nx + i;
                 hu[idx] = (int16_t)lrint(h);
-                lab[idx] = (uint8_t)l;
+                lab[idx] = o.unlabel[l] ? 0 : (uint8_t)l;
             }
     /* RAS affine of an axial CT stored LPS-style: i -> left, j -> posterior */
     double A[4][4] = {
