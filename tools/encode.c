@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blas.h"
 #include "cli.h"
 #include "ct.h"
 #include "nn.h"
@@ -230,6 +231,7 @@ static void load_weights(struct ctx *c, const char *path, struct tn_arena *a) {
 
 int main(int argc, char **argv) {
     ct_init(argv[0]);
+    ct_blas_init(argv);   /* may re-exec once with stronger BLAS kernels (lib/blas.h) */
     struct opts o = { 0 };
     struct cli_common cc;
     cli_common_init(&cc);
@@ -252,6 +254,7 @@ int main(int argc, char **argv) {
     if (!o.weights) ct_usage_die("no weights (-w FILE, a ct.weights/1 file from tools/ctvis-convert.py)");
     if (o.any_shape && !o.maps) ct_usage_die("--any-shape needs --maps (tokens need a (16,32,32)-multiple window)");
     struct ctx c = { .o = &o, .threads = cc.threads };
+    ct_log(1, "BLAS: %s", ct_blas_describe());
     struct tn_arena *a = tn_arena_new(0);
     double t0 = ct_now();
     load_weights(&c, o.weights, a);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blas.h"
 #include "check.h"
 #include "ct.h"
 #include "nn.h"
@@ -76,6 +77,8 @@ static void test_delta(void) {
         w[(1 * 2 + 1) * 27 + 13] = 1;   /* out 1 <- in 1 */
         float *y = ct_xaligned((size_t)(2 * vol3(in)) * sizeof(float));
         CHECK(nn_conv3d(y, x, 2, in, 2, w, NULL, &p, NULL, 0, 1) == 0, "delta dil %d runs", dil);
+        /* exact by construction, in any summation order: each output is one product x * 1 plus
+         * products with weight 0, which are exact zeros */
         CHECK(memcmp(x, y, (size_t)(2 * vol3(in)) * sizeof(float)) == 0, "delta kernel dil %d = identity", dil);
         free(y);
     }
@@ -90,7 +93,7 @@ static void test_delta(void) {
         for (int64_t h = 0; h < in[1]; h++)
             for (int64_t v = 0; v < in[2]; v++) {
                 float want = (d && h && v) ? x[((d - 1) * in[1] + h - 1) * in[2] + v - 1] : 0.0f;
-                good &= y[(d * in[1] + h) * in[2] + v] == want;
+                good &= y[(d * in[1] + h) * in[2] + v] == want;   /* exact: as the delta above */
             }
     CHECK(good, "corner delta shifts by (1,1,1) with zero fill");
     free(y);
@@ -120,7 +123,7 @@ static void test_constant(void) {
                             int64_t id = d - 1 + a, ih = 2 * h - 2 + bb, iw = 2 * v - 3 + e;
                             n += id >= 0 && id < in[0] && ih >= 0 && ih < in[1] && iw >= 0 && iw < in[2];
                         }
-                good &= y[(d * out[1] + h) * out[2] + v] == n + 0.5f;
+                good &= y[(d * out[1] + h) * out[2] + v] == n + 0.5f;   /* small integers + 0.5: exact */
             }
     CHECK(out[0] == 4 && out[1] == 5 && out[2] == 5, "constant volume: output grid 4x5x5");
     CHECK(good, "constant volume: tap counts at borders and inside");
@@ -363,6 +366,7 @@ static void test_pool(void) {
         float *y = ct_xaligned((size_t)(3 * vol3(o)) * sizeof(float)), *r = ct_xaligned((size_t)(3 * vol3(o)) * sizeof(float));
         pool_naive(r, x, 3, ins[t], 3, 2, 1);
         nn_maxpool3d(y, x, 3, ins[t], 3, 2, 1, 2);
+        /* exact by construction: a maximum selects one of its inputs, in any order */
         CHECK(memcmp(y, r, (size_t)(3 * vol3(o)) * sizeof(float)) == 0, "maxpool 3/2/1 on %lldx%lldx%lld (negative input)",
               (long long)ins[t][0], (long long)ins[t][1], (long long)ins[t][2]);
         free(x);
@@ -475,7 +479,10 @@ static void test_errors_and_keys(void) {
     CHECK(g > 301.7 && g < 301.8, "trunk MACs of 112x256x352: %.3f G", g);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    (void)argc;
+    ct_blas_init(argv);   /* the kernels the tools run with */
+    printf("# BLAS: %s\n", ct_blas_describe());
     test_delta();
     test_constant();
     test_conv_cases();
