@@ -23,4 +23,8 @@ void   nn_scratch_put(float *p);                 /* NULL-safe */
 float **nn_scratch_get_n(int n, size_t nfloats);
 void    nn_scratch_put_n(float **c, int n);      /* NULL-safe */
 
+/* Tests only: cap the instruction set of the Winograd data kernels at level (3 = AVX2, 1 = the
+ * build's baseline; 0 = the best the CPU runs, the default).  Not thread-safe: call between convs. */
+void nn_wino_force_isa(int level);
+
 #endif

@@ -88,6 +88,10 @@ void            nn_wino_free(struct nn_wino *u);   /* NULL-safe */
 int nn_conv3d_wino(float *y, const float *x, const int64_t in[3], const struct nn_wino *u, const float *b, int dil,
                    const struct nn_residual *res, int relu, int n_threads);
 
+/* Which instruction-set variant of its data transforms nn_conv3d_wino runs on this CPU, for -v:
+ * "AVX-512 (chosen at run time)", "AVX2 (build target)", ... */
+const char *nn_wino_isa(void);
+
 /* y = maxpool3d(x) with cubic kernel k, stride s, padding p on every axis; the padding counts as
  * -inf (PyTorch's max_pool3d).  x [c, in[0..2]]; y [c, out] with out = nn_conv_out_len(in, k, s, p, 1). */
 int nn_maxpool3d(float *y, const float *x, int c, const int64_t in[3], int k, int s, int p, int n_threads);

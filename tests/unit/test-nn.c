@@ -10,6 +10,7 @@
 #include "blas.h"
 #include "check.h"
 #include "ct.h"
+#include "nn-impl.h"
 #include "nn.h"
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
@@ -256,6 +257,23 @@ static void test_winograd(void) {
             double e = rc == 0 ? max_rel_err(y, ref, ny) : 1;
             CHECK(rc == 0 && e < 1e-5, "winograd %s, %d thread(s), vs naive loop: max err %.2g of max |ref|", c->name,
                   th, e);
+            /* the narrower instruction-set variants of the data kernels (nn_wino_force_isa; in a
+             * build for AVX-512 they are all the build's own).  Bit-identical by construction:
+             * the same float additions in the same order (no FMA, no reassociation). */
+            int same = rc == 0;
+            for (int cap = 3; cap >= 1; cap -= 2) {
+                float *y2 = ct_xaligned((size_t)ny * sizeof(float));
+                if (c->res == 3) {
+                    memcpy(y2, rx, (size_t)ny * sizeof(float));
+                    ry.x = y2;
+                }
+                nn_wino_force_isa(cap);
+                same &= nn_conv3d_wino(y2, x, c->in, u, b, c->dil, c->res ? &ry : NULL, c->relu, th) == 0 &&
+                        memcmp(y, y2, (size_t)ny * sizeof(float)) == 0;
+                nn_wino_force_isa(0);
+                free(y2);
+            }
+            CHECK(same, "winograd %s, %d thread(s): AVX2 and baseline kernels give the same bits", c->name, th);
             free(y);
         }
         unsetenv("CT_NN_WINO_TILES");
@@ -482,7 +500,7 @@ static void test_errors_and_keys(void) {
 int main(int argc, char **argv) {
     (void)argc;
     ct_blas_init(argv);   /* the kernels the tools run with */
-    printf("# BLAS: %s\n", ct_blas_describe());
+    printf("# BLAS: %s\n# Winograd data kernels: %s\n", ct_blas_describe(), nn_wino_isa());
     test_delta();
     test_constant();
     test_conv_cases();
