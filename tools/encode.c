@@ -255,6 +255,7 @@ int main(int argc, char **argv) {
     if (o.any_shape && !o.maps) ct_usage_die("--any-shape needs --maps (tokens need a (16,32,32)-multiple window)");
     struct ctx c = { .o = &o, .threads = cc.threads };
     ct_log(1, "BLAS: %s", ct_blas_describe());
+    ct_log(1, "Winograd data kernels: %s", nn_wino_isa());
     struct tn_arena *a = tn_arena_new(0);
     double t0 = ct_now();
     load_weights(&c, o.weights, a);

@@ -193,6 +193,20 @@ for rin, rout in zip([a, b, c], recs):
         ok_all &= rel_err(rout["tensors"]["emb%d/%s" % (s + 1, o)], ref[s][tok]) <= TOL
 check("reused trunk gives the reference outputs for each window", ok_all and len(recs) == 3)
 
+# kernels: -v names the OpenBLAS core in use and why, and the Winograd kernels' instruction set;
+# an OPENBLAS_CORETYPE the user set is kept (this test sets Prescott, SSE3, which every x86-64
+# runs, only to see that it is kept; every other test runs with the kernels encode chooses)
+_, err = run_encode(stream([a]), "-v")
+check("-v names the BLAS kernels and the reason", "encode: BLAS: OpenBLAS core " in err
+      and "Winograd data kernels: " in err and "set by the user" not in err, err[-600:])
+recs, err = run_encode(stream([a]), "-v", env={"OPENBLAS_CORETYPE": "Prescott"})
+ref = torch_maps(enc, a[0]["image"])
+worst = max(rel_err(recs[0]["tensors"]["emb%d/liver" % (s + 1)], ref[s][a[0]["tok%d/liver" % (s + 1)]])
+            for s in range(4))
+check("OPENBLAS_CORETYPE set by the user is kept (Prescott), outputs within %g (max err %.2g)" % (TOL, worst),
+      "OpenBLAS core Prescott" in err and "OPENBLAS_CORETYPE=Prescott set by the user" in err and worst <= TOL,
+      err[-600:])
+
 # the full window, once (2 threads on both sides)
 parity("parity 112x256x352 tokens, -j 2", (112, 256, 352), ["lung"], args=["-j", "2"], maps=False, seed=5,
        frac=0.1)
