@@ -467,11 +467,9 @@ static int64_t plane_stride(int64_t n) { return round_up(n, 1024) + 16; }
 /* Tiles per chunk.  Each chunk streams all of U (64 * c_out * c_in floats: 1 MB for 64 channels,
  * 16 MB for 256) through the cache for its GEMMs, so wide convs want long chunks; narrow ones
  * gain nothing beyond ~128 tiles, where V and M (64 * (c_in + c_out) floats per tile) still sit
- * in L2/L3.  Measured on layers 1-3 of the encoder; CT_NN_WINO_TILES=N overrides (tuning). */
+ * in L2/L3.  Measured on layers 1-3 of the encoder; nn_tuning's wino_tiles overrides. */
 static int64_t chunk_tiles(int c_in, int c_out) {
-    const char *e = getenv("CT_NN_WINO_TILES");
-    long n;
-    if (e && ct_parse_long(e, &n) == 0 && n >= 1) return n;
+    if (nn_tuning_get()->wino_tiles >= 1) return nn_tuning_get()->wino_tiles;
     int64_t t = (int64_t)c_in * c_out / 32;
     return t < 128 ? 128 : t;
 }

@@ -1,5 +1,5 @@
 /*
- * test-nn.c - known-answer tests of lib/nn.c: delta kernels, constant volumes, and every
+ * test-nn.c - known-answer tests of the ops of nn.h (lib/nn-*.c): delta kernels, constant volumes, and every
  * stride/padding/dilation/residual combination the encoder uses (and odd sizes it does not)
  * against a naive 7-deep loop written here.  Parity with PyTorch is tests/ref/test_encode.py.
  */
@@ -11,6 +11,7 @@
 #include "check.h"
 #include "ct.h"
 #include "nn-impl.h"
+#include "nn-visd.h"
 #include "nn.h"
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
@@ -213,7 +214,7 @@ struct wino_case {
     int64_t     in[3];
     int         dil, res, relu;   /* res: 0 none, 1 identity, 3 identity in place, 4 on 2 channels,
                                    * 2 shortcut A (x on the doubled grid, 2 channels) */
-    const char *tiles;            /* CT_NN_WINO_TILES for the case, NULL = default */
+    const char *tiles;            /* nn_tuning wino_tiles for the case, NULL = default */
 };
 
 static void test_winograd(void) {
@@ -245,7 +246,7 @@ static void test_winograd(void) {
         double *ref = ct_xmalloc((size_t)ny * sizeof(double));
         conv_naive(ref, x, c->cin, c->in, c->cout, w, b, &p, c->res ? &r : NULL, c->relu);
         struct nn_wino *u = nn_wino_new(w, c->cout, c->cin);
-        if (c->tiles) setenv("CT_NN_WINO_TILES", c->tiles, 1);
+        if (c->tiles) nn_tuning_set(&(struct nn_tuning){ .wino_tiles = atoi(c->tiles) });
         for (int th = 1; th <= 2; th++) {
             float *y = ct_xaligned((size_t)ny * sizeof(float));
             struct nn_residual ry = r;
@@ -276,7 +277,7 @@ static void test_winograd(void) {
             CHECK(same, "winograd %s, %d thread(s): AVX2 and baseline kernels give the same bits", c->name, th);
             free(y);
         }
-        unsetenv("CT_NN_WINO_TILES");
+        nn_tuning_set(NULL);
         nn_wino_free(u);
         free(x);
         free(w);
