@@ -9,7 +9,9 @@
 #   V=1             show full command lines
 
 OPT    ?= -O2
-# ARCH= for a portable build
+# -march=native: for this machine only.  ARCH= (x86-64 baseline) or ARCH=-march=x86-64-v3 (AVX2
+# CPUs) for binaries that run elsewhere: the Winograd kernels still pick AVX-512 / AVX2 at run
+# time and OpenBLAS's kernels follow the CPU (lib/blas.c), so they lose little (docs/encode.md)
 ARCH   ?= -march=native
 # Debian's python: numpy, torch, scipy, nibabel, sklearn (the python3 on PATH may lack them)
 PYTHON ?= /usr/bin/python3

@@ -5,10 +5,15 @@
 # effective GFLOP/s over the trunk (conv1 .. layer4: its dense count, 301.7 GMAC, over the time;
 # encode does fewer real multiplications: Winograd in layers 1-3, no multiplication on padding in
 # layer4), peak RSS and the time of each stage.
+# It prints the CPU and the kernels each side runs: encode's OpenBLAS core as chosen by lib/blas.c
+# (set no BLAS environment: the point is what users get), torch's oneDNN ISA and the OpenBLAS core
+# loaded in its process.
 # Not a test.
 #
 #   bench/encode.sh            (make bench runs every bench/*.sh)
 #   THREADS="1 2" REPEAT=1     the thread counts and the forward passes per measurement
+#   CORES="Prescott Haswell SkylakeX Cooperlake"   also measure sgemm with each of these OpenBLAS
+#                              cores (OPENBLAS_CORETYPE), to see which family is fastest here
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${CT_BUILD:-build}
@@ -19,8 +24,17 @@ mkdir -p "$OUT"
 export PATH=$PWD/$BUILD/bin:$PATH
 [ -x "$BUILD/bin/encode" ] || { echo "bench/encode.sh: build first (make)" >&2; exit 1; }
 
-echo "== machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
-cc -O2 bench/sgemm-peak.c $(pkg-config --cflags --libs openblas) -o "$OUT/sgemm-peak"
+cpuf() { grep -m1 "^$1" /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'; }
+isa=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -xE 'avx2|fma|avx512(f|bw|dq|vl)|amx_tile' | tr '\n' ' ')
+echo "== machine: $(cpuf 'model name') ($(cpuf vendor_id) family $(cpuf 'cpu family') model $(cpuf 'model\s') stepping $(cpuf stepping)), $(nproc) cores"
+echo "   features: $isa; load $(cut -d' ' -f1-3 /proc/loadavg)"
+for v in OPENBLAS_CORETYPE OPENBLAS_NUM_THREADS OMP_NUM_THREADS; do
+    [ -n "${!v:-}" ] && echo "   note: $v=${!v} is set in this environment"
+done
+cc -O2 -Ilib bench/sgemm-peak.c lib/blas.c $(pkg-config --cflags --libs openblas) -o "$OUT/sgemm-peak"
+for c in ${CORES:-}; do
+    OPENBLAS_CORETYPE=$c "$OUT/sgemm-peak" 1 | sed "s/^/   [$c] /"
+done
 declare -A PEAK
 for n in $THREADS; do
     "$OUT/sgemm-peak" "$n" | tee "$OUT/sgemm-$n.txt"
@@ -43,6 +57,13 @@ for s, g in enumerate(visd_ref.grid_sizes(*shape)):
 with open(sys.argv[1], "wb") as f:
     reflib.write_record(f, "ct.window/1", "bench", t, {"organ": "lung", "window_organs": ["lung"]})
 PY
+
+# the kernels each side runs, as each chooses them by itself
+encode -v -w "$OUT/weights.ctv" -o /dev/null /dev/null 2>&1 | sed -n 's/^encode: \(BLAS\|Winograd\)/== encode: \1/p'
+DNNL_VERBOSE=1 "$PYTHON" bench/encode_torch.py --info >"$OUT/torch-info.log" 2>&1 || true
+sed -n 's/^torch_info /== torch: /p' "$OUT/torch-info.log"
+echo "== torch: oneDNN $(sed -n 's/^onednn_verbose,info,cpu,isa:/ISA /p' "$OUT/torch-info.log" | head -1); conv implementations:" \
+    "$(awk -F, '$1 == "onednn_verbose" && $2 == "exec" && $4 == "convolution" {print $5}' "$OUT/torch-info.log" | sort -u | tr '\n' ' ')"
 
 printf '\n%-8s %-8s %10s %10s %12s %10s %9s\n' tool threads wall_s compute_s eff_GFLOP/s eff_%peak rss_MB
 for n in $THREADS; do

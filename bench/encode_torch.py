@@ -6,8 +6,14 @@ run), on the image of the first ct.window/1 record, loaded from the same ct.weig
 prints "torch_seconds S" (best of REPEAT forward passes, default 1), "torch_gflops G" (dense MACs
 of the trunk over S) and "torch_stage NAME S" for the stem (conv1 + bn1 + ReLU + max-pool) and
 layer1..4 of that pass (forward hooks, timed in the same pass).
+
+    DNNL_VERBOSE=1 /usr/bin/python3 bench/encode_torch.py --info
+prints which kernels torch runs the encoder's convolutions with on this machine: its version, the
+CPU capability of its own (ATen) kernels, the OpenBLAS core loaded in its process (torch links the
+system's libblas too, with the same model-number detection as ours) and oneDNN's ISA and the
+implementation it picks for a 3x3x3 conv of 64 channels (from oneDNN's verbose lines on stdout).
 """
-import os, sys, time
+import ctypes, os, sys, time
 
 import numpy as np
 import torch
@@ -16,6 +22,22 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, os.path.join(ROOT, "tests", "ref"))
 import reflib  # noqa: E402
 import visd_ref  # noqa: E402
+
+if sys.argv[1:] == ["--info"]:
+    cap = [l.split(":", 1)[1].strip() for l in torch.__config__.show().splitlines() if "CPU capability" in l]
+    print("torch_info version %s, ATen CPU capability %s, oneDNN (mkldnn) %s" % (
+        torch.__version__, cap[0] if cap else "?", "on" if torch.backends.mkldnn.is_available() else "off"))
+    try:
+        blas = ctypes.CDLL("libopenblas.so.0")
+        blas.openblas_get_corename.restype = ctypes.c_char_p
+        print("torch_info OpenBLAS core in torch's process: %s" % blas.openblas_get_corename().decode())
+    except OSError:
+        print("torch_info no libopenblas.so.0 in torch's process")
+    sys.stdout.flush()
+    with torch.no_grad():
+        torch.nn.Conv3d(1, 64, 7, stride=(1, 2, 2), padding=3)(torch.randn(1, 1, 16, 64, 64))    # stem
+        torch.nn.Conv3d(64, 64, 3, padding=1)(torch.randn(1, 64, 8, 32, 32))                     # layer1
+    sys.exit(0)
 
 wpath, win, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
 repeat = int(os.environ.get("REPEAT", "1"))

@@ -1,6 +1,6 @@
 /*
  * nn-visd.c - the ViSD-Boost image encoder (method.md 2.1-2.2): a 3-D ResNet-18 with shortcut A
- * and dilations 1/1/2/4, then proj1..4 (1x1x1 conv to 256 channels), on the ops of nn.c.
+ * and dilations 1/1/2/4, then proj1..4 (1x1x1 conv to 256 channels), on the ops of nn.h.
  *
  *   conv1 7^3 stride (1,2,2) pad 3 + bn1 + ReLU + maxpool 3^3/2 pad 1    [64, D/2, H/4, W/4]
  *   layer1: 2 BasicBlocks, 64 ch, dilation 1                             stage 1
@@ -17,7 +17,9 @@
 #include <string.h>
 
 #include "ct.h"
+#include "nn-visd.h"
 #include "nn.h"
+#include "stream.h"
 
 static const int stage_c[NN_VISD_STAGES] = { 64, 128, 256, 512 };
 static const int stage_dil[NN_VISD_STAGES] = { 1, 1, 2, 4 };
@@ -213,13 +215,12 @@ static void use_boxes(struct conv *c) {
     c->boxes = 1;
 }
 
-struct nn_visd *nn_visd_new(const struct rec *w) {
+struct nn_visd *nn_visd_new(const struct rec *w, const struct nn_visd_opts *opts) {
     if (validate(w) != 0) return NULL;
     struct nn_visd *m = ct_xcalloc(1, sizeof *m);
     int s122[3] = { 1, 2, 2 }, s1[3] = { 1, 1, 1 }, s2[3] = { 2, 2, 2 };
     load_conv(&m->stem, w, "res_model.conv1.weight", "res_model.bn1", 1, 64, 7, s122, 3, 1);
-    const char *e = getenv("CT_NN_NO_WINOGRAD"), *e2 = getenv("CT_NN_NO_BOXES");
-    const int no_wino = e && *e && strcmp(e, "0"), no_boxes = e2 && *e2 && strcmp(e2, "0");
+    const int no_wino = opts && opts->no_winograd, no_boxes = opts && opts->no_boxes;
     int cin = 64;
     for (int l = 0; l < 4; l++)
         for (int blk = 0; blk < 2; blk++) {
@@ -236,7 +237,7 @@ struct nn_visd *nn_visd_new(const struct rec *w) {
              * 2.7x, 1.8x and 2.1x longer on these convs of a 112x256x352 window).  Not layer4:
              * with dilation 4 on its 7x8x11 grid the sub-grids are 2x2x3 voxels, the tiles mostly
              * padding: 1.4x faster per conv (0.07 s instead of 0.1) but its transformed weights
-             * would take 192 MB.  CT_NN_NO_WINOGRAD=1 keeps the direct path (A/B tests). */
+             * would take 192 MB.  opts->no_winograd keeps the direct path (A/B tests). */
             if (l < 3 && !no_wino) {
                 if (c1->p.stride[0] == 1) use_wino(c1);
                 use_wino(c2);
@@ -244,7 +245,7 @@ struct nn_visd *nn_visd_new(const struct rec *w) {
             /* layer4: one GEMM per tap over the outputs whose input is not padding
              * (nn_conv3d_boxes: 31% of the dense work on the 7x8x11 grid, 59% for the strided
              * conv; measured 2.9x and 1.6x faster than the direct path; on layers 2-3 it is not
-             * faster).  CT_NN_NO_BOXES=1 keeps the direct path (A/B tests). */
+             * faster).  opts->no_boxes keeps the direct path (A/B tests). */
             if (l == 3 && !no_boxes) {
                 use_boxes(c1);
                 use_boxes(c2);

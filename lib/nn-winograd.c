@@ -59,18 +59,22 @@
 #pragma GCC diagnostic ignored "-Wpsabi"
 #endif
 
+/* The helpers and the bodies of the three data kernels (prepare, input and output transform)
+ * are inlined into each of their instruction-set variants (see "run-time choice" below). */
+#define SIMD_INLINE static inline __attribute__((always_inline))
+
 #define VL 16   /* floats per vector */
 typedef float vf __attribute__((vector_size(VL * sizeof(float))));
 typedef int   vi __attribute__((vector_size(VL * sizeof(int))));
 
-static inline vf vld(const float *p) {
+SIMD_INLINE vf vld(const float *p) {
     vf v;
     memcpy(&v, p, sizeof v);
     return v;
 }
-static inline void vst(float *p, vf v) { memcpy(p, &v, sizeof v); }
+SIMD_INLINE void vst(float *p, vf v) { memcpy(p, &v, sizeof v); }
 /* store the first n lanes */
-static inline void vst_n(float *p, vf v, int64_t n) {
+SIMD_INLINE void vst_n(float *p, vf v, int64_t n) {
     if (n >= VL) {
         vst(p, v);
     } else {
@@ -81,7 +85,7 @@ static inline void vst_n(float *p, vf v, int64_t n) {
 #endif
     }
 }
-static inline vf vsplat(float x) { return (vf){ 0 } + x; }
+SIMD_INLINE vf vsplat(float x) { return (vf){ 0 } + x; }
 
 #if defined(__clang__)
 #define SHUF2(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
@@ -157,6 +161,8 @@ struct sub {
     size_t  prep0;                    /* offset of its prepared data (channel 0) in wj.prep */
 };
 
+struct wino_kernels;
+
 struct wino_job {
     float                    *y;
     const float              *x;
@@ -174,6 +180,7 @@ struct wino_job {
     int64_t                   n_chunks, ldt;
     int64_t                   vk, mk; /* floats between the 64 planes of V and of M (see plane_stride) */
     float                   **buf;    /* per thread: V [64][vk], then M [64][mk] */
+    const struct wino_kernels *k;     /* the instruction-set variant of the data kernels */
 };
 
 static const struct sub *sub_of_row(const struct wino_job *j, int64_t r) {
@@ -184,9 +191,7 @@ static const struct sub *sub_of_row(const struct wino_job *j, int64_t r) {
 
 /* prepare one (sub-grid, channel): row (a', b') of the padded sub-grid holds input position
  * (a' - 1, b' - 1) of it, E[i] = x[2i - 1] and O[i] = x[2i] along W (zeros outside). */
-static void prep_item(void *ctx, int64_t item, int tid) {
-    (void)tid;
-    const struct wino_job *j = ctx;
+SIMD_INLINE void prep_body(const struct wino_job *j, int64_t item) {
     const struct sub *s = &j->subs[item / j->c_in];
     const int64_t ci = item % j->c_in, d = j->dil, H = j->in[1], W = j->in[2], elen = j->elen;
     const int64_t n2 = s->n[2];
@@ -231,7 +236,7 @@ static void prep_item(void *ctx, int64_t item, int tid) {
 /* input transform of the chunk's tiles into V: plane k = [c_in][ldt] at V + k * vk.  Stores are
  * whole vectors: the lanes past a tile row's last tile land on the next row's tiles (written
  * next) or, after the chunk's last row, in the slack of ldt. */
-static void input_transform(const struct wino_job *j, int64_t r0, int64_t r1, float *V) {
+SIMD_INLINE void input_transform_body(const struct wino_job *j, int64_t r0, int64_t r1, float *V) {
     const int64_t elen = j->elen, rl = 2 * elen, ldt = j->ldt, vk = j->vk;
     for (int64_t ci = 0; ci < j->c_in; ci++) {
         int64_t t0 = 0;
@@ -285,7 +290,7 @@ static void input_transform(const struct wino_job *j, int64_t r0, int64_t r1, fl
     } while (0)
 
 /* output transform of M (plane k = [c_out][ldt] at M + k * mk) + bias + residual, ReLU, into y */
-static void output_transform(const struct wino_job *j, int64_t r0, int64_t r1, const float *M) {
+SIMD_INLINE void output_transform_body(const struct wino_job *j, int64_t r0, int64_t r1, const float *M) {
     const int64_t ldt = j->ldt, mk = j->mk, d = j->dil;
     const int64_t H = j->in[1], W = j->in[2];
     const struct nn_residual *res = j->res;
@@ -369,18 +374,89 @@ static void output_transform(const struct wino_job *j, int64_t r0, int64_t r1, c
     }
 }
 
+/* ---- run-time choice of the instruction set ----
+ * The kernels above are written once, with vector extensions; each variant below is the same
+ * code compiled for one instruction set (target attribute), and nn_conv3d_wino takes the best
+ * one the CPU runs (__builtin_cpu_supports, which includes the OS's support).  A portable build
+ * (ARCH= or -march=x86-64-v3) so gets AVX-512 transforms on AVX-512 CPUs and never executes them
+ * elsewhere; a build whose target already has AVX-512 (-march=native here) compiles only the one
+ * variant.  The kernels only add, subtract and move floats (no FMA, no reassociation without
+ * -ffast-math), so every variant gives bit-identical results. */
+struct wino_kernels {
+    const char *name;
+    void (*prep)(const struct wino_job *j, int64_t item);
+    void (*input)(const struct wino_job *j, int64_t r0, int64_t r1, float *V);
+    void (*output)(const struct wino_job *j, int64_t r0, int64_t r1, const float *M);
+};
+
+#define WINO_VARIANT(sfx, attr)                                                                   \
+    attr static void prep_##sfx(const struct wino_job *j, int64_t item) { prep_body(j, item); }   \
+    attr static void input_##sfx(const struct wino_job *j, int64_t r0, int64_t r1, float *V) {    \
+        input_transform_body(j, r0, r1, V);                                                       \
+    }                                                                                             \
+    attr static void output_##sfx(const struct wino_job *j, int64_t r0, int64_t r1, const float *M) { \
+        output_transform_body(j, r0, r1, M);                                                      \
+    }
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512DQ__) && defined(__AVX512VL__)
+#define BUILD_NAME "AVX-512 (build target)"
+#elif defined(__AVX2__)
+#define BUILD_NAME "AVX2 (build target)"
+#else
+#define BUILD_NAME "baseline (build target)"
+#endif
+
+WINO_VARIANT(build, )
+static const struct wino_kernels k_build = { BUILD_NAME, prep_build, input_build, output_build };
+
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__) && !defined(__AVX512F__)
+#define WINO_DISPATCH 1
+WINO_VARIANT(avx512, __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma"))))
+static const struct wino_kernels k_avx512 = { "AVX-512 (chosen at run time)", prep_avx512, input_avx512, output_avx512 };
+#if !defined(__AVX2__)
+WINO_VARIANT(avx2, __attribute__((target("avx2,fma"))))
+static const struct wino_kernels k_avx2 = { "AVX2 (chosen at run time)", prep_avx2, input_avx2, output_avx2 };
+#endif
+#endif
+
+static int wino_cap;   /* nn_wino_force_isa: 0 = best available */
+
+void nn_wino_force_isa(int level) { wino_cap = level; }
+
+static const struct wino_kernels *wino_kernels(void) {
+#ifdef WINO_DISPATCH
+    __builtin_cpu_init();
+    if ((!wino_cap || wino_cap >= 4) && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+        return &k_avx512;
+#if !defined(__AVX2__)
+    if ((!wino_cap || wino_cap >= 3) && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return &k_avx2;
+#endif
+#endif
+    return &k_build;
+}
+
+const char *nn_wino_isa(void) { return wino_kernels()->name; }
+
+static void prep_item(void *ctx, int64_t item, int tid) {
+    (void)tid;
+    const struct wino_job *j = ctx;
+    j->k->prep(j, item);
+}
+
 static void chunk_item(void *ctx, int64_t c, int tid) {
     const struct wino_job *j = ctx;
     const int64_t r0 = j->chunk[c], r1 = j->chunk[c + 1], ldt = j->ldt;
     int64_t T = 0;
     for (int64_t r = r0; r < r1; r++) T += sub_of_row(j, r)->nt[2];
     float *V = j->buf[tid], *M = V + 64 * j->vk;
-    input_transform(j, r0, r1, V);
+    j->k->input(j, r0, r1, V);
     for (int k = 0; k < 64; k++)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, j->c_out, (int)T, j->c_in, 1.0f,
                     j->u + (int64_t)k * j->c_out * j->c_in, j->c_in, V + k * j->vk, (int)ldt, 0.0f, M + k * j->mk,
                     (int)ldt);
-    output_transform(j, r0, r1, M);
+    j->k->output(j, r0, r1, M);
 }
 
 /* The transforms touch the 64 planes of V (and M) at the same offset in each: with plane sizes
@@ -391,11 +467,9 @@ static int64_t plane_stride(int64_t n) { return round_up(n, 1024) + 16; }
 /* Tiles per chunk.  Each chunk streams all of U (64 * c_out * c_in floats: 1 MB for 64 channels,
  * 16 MB for 256) through the cache for its GEMMs, so wide convs want long chunks; narrow ones
  * gain nothing beyond ~128 tiles, where V and M (64 * (c_in + c_out) floats per tile) still sit
- * in L2/L3.  Measured on layers 1-3 of the encoder; CT_NN_WINO_TILES=N overrides (tuning). */
+ * in L2/L3.  Measured on layers 1-3 of the encoder; nn_tuning's wino_tiles overrides. */
 static int64_t chunk_tiles(int c_in, int c_out) {
-    const char *e = getenv("CT_NN_WINO_TILES");
-    long n;
-    if (e && ct_parse_long(e, &n) == 0 && n >= 1) return n;
+    if (nn_tuning_get()->wino_tiles >= 1) return nn_tuning_get()->wino_tiles;
     int64_t t = (int64_t)c_in * c_out / 32;
     return t < 128 ? 128 : t;
 }
@@ -418,6 +492,7 @@ int nn_conv3d_wino(float *y, const float *x, const int64_t in[3], const struct n
         }
     }
     if (n_threads < 1) n_threads = 1;
+    j.k = wino_kernels();
     memcpy(j.in, in, sizeof j.in);
     j.L = in[0] * in[1] * in[2];
     /* the sub-grids: d^3 phases (one for d = 1), skipping empty ones */

@@ -1,7 +1,7 @@
 /*
- * nn.h - the neural-network ops of ctvis (3-D convolution, pooling, token projections) and the
- * ViSD-Boost image encoder built from them.  Its files (lib/nn*.c) are the only ones that include
- * <cblas.h>.
+ * nn.h - the neural-network ops of ctvis: 3-D convolution, pooling, token projections, BN
+ * folding.  Models built from them have their own headers (nn-visd.h: the ViSD-Boost image
+ * encoder).  BLAS kernels: lib/blas.h (the tool calls ct_blas_init first).
  *
  * Activations are float32, channels first, C order: a feature map is [C, D, H, W] (one sample,
  * no batch axis), exactly PyTorch's NCDHW memory with N = 1.  Convolution weights are PyTorch's
@@ -24,14 +24,20 @@
  * with it.
  *
  * Functions return 0, or -1 with ct_lasterr() set; they never print or exit.
+ *
+ * Process-wide state (one set per process; the ops are not meant to run concurrently from
+ * several caller threads):
+ *  - OpenBLAS's thread count: the ops set it to 1 while their own workers call sgemm, and to
+ *    n_threads for the standalone GEMM of nn_pointwise_at (openblas_set_num_threads).
+ *  - the scratch pool: the ops keep their multi-MB work buffers between calls (mutex-protected);
+ *    nn_scratch_release frees them.
+ *  - the tuning below (nn_tuning_set), read by every conv.
  */
 #ifndef CT_NN_H
 #define CT_NN_H
 
 #include <stddef.h>
 #include <stdint.h>
-
-#include "stream.h"
 
 /* ---- ops ---- */
 
@@ -88,6 +94,10 @@ void            nn_wino_free(struct nn_wino *u);   /* NULL-safe */
 int nn_conv3d_wino(float *y, const float *x, const int64_t in[3], const struct nn_wino *u, const float *b, int dil,
                    const struct nn_residual *res, int relu, int n_threads);
 
+/* Which instruction-set variant of its data transforms nn_conv3d_wino runs on this CPU, for -v:
+ * "AVX-512 (chosen at run time)", "AVX2 (build target)", ... */
+const char *nn_wino_isa(void);
+
 /* y = maxpool3d(x) with cubic kernel k, stride s, padding p on every axis; the padding counts as
  * -inf (PyTorch's max_pool3d).  x [c, in[0..2]]; y [c, out] with out = nn_conv_out_len(in, k, s, p, 1). */
 int nn_maxpool3d(float *y, const float *x, int c, const int64_t in[3], int k, int s, int p, int n_threads);
@@ -109,48 +119,18 @@ int nn_pointwise_at(float *out, const float *x, int c_in, int64_t len, const int
 void nn_fold_bn(float *w, float *b, int c_out, int64_t per_out, const float *gamma, const float *beta,
                 const float *mean, const float *var, double eps);
 
+/* Tuning of the conv paths, for A/B tests and measurements (the defaults are the measured best).
+ * Zero fields keep the default.  Set before running convs; it stays until set again (NULL =
+ * all defaults).  The tool decides where the values come from (encode: CT_NN_* variables). */
+struct nn_tuning {
+    size_t col_bytes;                /* vol2col column buffer per thread, bytes (default 3 MB) */
+    int    no_taps;                  /* 1: vol2col for the stride-1 convs that take one GEMM per tap */
+    int    wino_tiles;               /* Winograd tiles per chunk (default: by channel counts) */
+};
+void nn_tuning_set(const struct nn_tuning *t);
+
 /* The ops keep their scratch buffers (column buffers, pooled planes) in a small pool between
  * calls; this frees it (nn_visd_free calls it too). */
 void nn_scratch_release(void);
-
-/* ---- the ViSD-Boost image encoder (method.md 2.1-2.2) ---- */
-
-#define NN_VISD_STAGES 4
-#define NN_VISD_EMBED  256
-
-/* Checkpoint key prefix of the encoder tensors (method.md 8.3). */
-#define NN_VISD_PREFIX "visual_encoder."
-
-struct nn_visd;
-
-/* Build the encoder from a ct.weights/1 record: every key of method.md 8.3 under
- * "visual_encoder." must be present as f32 with its exact shape, and no other key may use that
- * prefix (keys ending in ".num_batches_tracked" are ignored).  BatchNorm is folded here; the
- * record can be freed afterwards.  NULL + lasterr naming the offending key. */
-struct nn_visd *nn_visd_new(const struct rec *weights);
-void            nn_visd_free(struct nn_visd *m);       /* NULL-safe */
-
-/* The expected tensors, for tools that list them: key i (0 <= i < count) and its shape. */
-int         nn_visd_key_count(void);
-const char *nn_visd_key(int i, int *ndim, int64_t shape[5]);
-
-/* Run the trunk (conv1 .. layer4) on image [shape[0], shape[1], shape[2]] (any size >= 1).
- * The four stage maps stay inside m until the next run. */
-int nn_visd_trunk(struct nn_visd *m, const float *image, const int64_t shape[3], int n_threads);
-
-/* Stage s (1..4) of the last trunk run: its map [c, grid] (c = 64, 128, 256, 512). */
-const float *nn_visd_stage(const struct nn_visd *m, int s, int *c, int64_t grid[3]);
-
-/* proj_s of the last trunk run at tokens tok[0..n) (row-major indices on the stage grid), or at
- * every token when tok is NULL: out [n, 256]. */
-int nn_visd_proj(const struct nn_visd *m, int s, const int32_t *tok, int64_t n, float *out, int n_threads);
-
-/* Stage grids (D', H', W') of stages 1..4 for an input of this shape: each axis through conv1
- * (7, stride 1 or 2, pad 3), the max-pool (3/2/1) and the strided first convs of layers 2..4
- * (ceil halving); for multiples of (16,32,32): (D/2,H/4,W/4) ... (D/16,H/32,W/32). */
-void nn_visd_grids(const int64_t shape[3], int64_t grid[4][3]);
-
-/* Multiply-accumulates of the trunk (conv1 .. layer4) for an input of this shape. */
-double nn_visd_trunk_macs(const int64_t shape[3]);
 
 #endif

@@ -13,9 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blas.h"
 #include "cli.h"
 #include "ct.h"
 #include "names.h"
+#include "nn-visd.h"
 #include "nn.h"
 #include "stream.h"
 
@@ -112,6 +114,7 @@ struct ctx {
     const char         *weights_id, *weights_sha;
     int                 weights_untrained;
     long                n_written;       /* records written */
+    struct nn_visd_opts model_opts;
     int                 threads;
     long                n_runs, n_reused;
     double              t_trunk, macs;
@@ -205,6 +208,24 @@ static int process(struct ctx *c, struct rec *r, struct rec_writer *out, int arg
     return rec_write(out, &o);
 }
 
+/* The conv paths and their tuning, for A/B tests and measurements only (docs/encode.md): the
+ * environment variables CT_NN_NO_WINOGRAD, CT_NN_NO_BOXES, CT_NN_NO_TAPS (1 = on),
+ * CT_NN_WINO_TILES and CT_NN_COL_BYTES (numbers); unset or unparsable = the default. */
+static int env_long(const char *name, long min) {
+    const char *e = getenv(name);
+    long n;
+    return e && ct_parse_long(e, &n) == 0 && n >= min ? (int)(n > 1L << 30 ? 1L << 30 : n) : 0;
+}
+
+static void env_tuning(struct ctx *c) {
+    c->model_opts.no_winograd = env_long("CT_NN_NO_WINOGRAD", 1) != 0;
+    c->model_opts.no_boxes = env_long("CT_NN_NO_BOXES", 1) != 0;
+    struct nn_tuning t = { .col_bytes = (size_t)env_long("CT_NN_COL_BYTES", 4096),
+                           .no_taps = env_long("CT_NN_NO_TAPS", 1) != 0,
+                           .wino_tiles = env_long("CT_NN_WINO_TILES", 1) };
+    nn_tuning_set(&t);
+}
+
 /* Read the one ct.weights/1 record of path and build the model. */
 static void load_weights(struct ctx *c, const char *path, struct tn_arena *a) {
     struct rec_reader *in = rec_reader_open(path);
@@ -214,7 +235,7 @@ static void load_weights(struct ctx *c, const char *path, struct tn_arena *a) {
     if (rc < 0) ct_die("%s: %s", path, ct_lasterr());
     if (rc == 0) ct_die("%s: empty stream (no ct.weights/1 record)", path);
     if (rec_expect(&w, NM_WEIGHTS_NAME, NM_WEIGHTS_MAJOR) != 0) ct_die("%s: %s", path, ct_lasterr());
-    c->model = nn_visd_new(&w);
+    c->model = nn_visd_new(&w, &c->model_opts);
     if (!c->model) ct_die("%s: %s", path, ct_lasterr());
     const char *sha = rec_meta_str(&w, NM_M_SHA256);
     c->weights_id = ct_xstrdup(w.id);
@@ -226,6 +247,7 @@ static void load_weights(struct ctx *c, const char *path, struct tn_arena *a) {
 
 int main(int argc, char **argv) {
     ct_init(argv[0]);
+    ct_blas_init(argv);   /* may re-exec once with stronger BLAS kernels (lib/blas.h) */
     struct opts o = { 0 };
     struct cli_common cc;
     cli_common_init(&cc);
@@ -248,6 +270,9 @@ int main(int argc, char **argv) {
     if (!o.weights) ct_usage_die("no weights (-w FILE, a ct.weights/1 file from tools/ctvis-convert.py)");
     if (o.any_shape && !o.maps) ct_usage_die("--any-shape needs --maps (tokens need a (16,32,32)-multiple window)");
     struct ctx c = { .o = &o, .threads = cc.threads };
+    ct_log(1, "BLAS: %s", ct_blas_describe());
+    ct_log(1, "Winograd data kernels: %s", nn_wino_isa());
+    env_tuning(&c);
     struct tn_arena *a = tn_arena_new(0);
     double t0 = ct_now();
     load_weights(&c, o.weights, a);

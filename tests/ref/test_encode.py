@@ -9,7 +9,10 @@ carries stale BN statistics, so a wrong merge order fails the parity.
 Tolerance: max |ours - torch| <= 1e-5 * max |torch|, per stage: ten times tighter than the issue's
 bound (1e-4).  float32 with BN folded and other summation orders measures <= 1.2e-6, the same with
 encode's Winograd convs (layers 1-3) and per-tap padding-free GEMMs (layer4) as with its direct
-convs (CT_NN_NO_WINOGRAD=1 CT_NN_NO_BOXES=1, checked below too).
+convs (CT_NN_NO_WINOGRAD=1 CT_NN_NO_BOXES=1, checked below too).  Whatever OpenBLAS kernels
+encode chooses on this CPU (lib/blas.c; the test sets no BLAS environment), the bounds hold.
+Nothing computed by two code paths is compared bit for bit: emb{s} against the rows of map{s}
+is held to TOL_SAME.
 """
 import io, os, subprocess, sys, tempfile
 
@@ -22,6 +25,9 @@ import visd_ref  # noqa: E402
 from reflib import check, not_ok, ok  # noqa: E402
 
 TOL = 1e-5
+# the same projection of the same trunk map by two code paths (GEMMs of different shapes):
+# max |a - b| <= TOL_SAME * max |b|
+TOL_SAME = 1e-6
 ENCODE = "encode"
 CONVERT = os.path.join(reflib.ROOT, "tools", "ctvis-convert.py")
 torch.set_num_threads(2)
@@ -126,7 +132,7 @@ def parity(name, shape, organs, args=(), maps=True, seed=0, frac=0.3, env=None):
             if e.shape != (len(tok), 256):
                 not_ok(name, "emb%d/%s has shape %s" % (s + 1, o, e.shape))
                 return None
-            if not np.array_equal(r["tensors"]["tok%d/%s" % (s + 1, o)], tok):
+            if not np.array_equal(r["tensors"]["tok%d/%s" % (s + 1, o)], tok):   # integers, copied: exact
                 not_ok(name, "tok%d/%s not carried along" % (s + 1, o))
                 return None
             worst = max(worst, rel_err(e, ref[s][tok]))
@@ -187,6 +193,20 @@ for rin, rout in zip([a, b, c], recs):
         ok_all &= rel_err(rout["tensors"]["emb%d/%s" % (s + 1, o)], ref[s][tok]) <= TOL
 check("reused trunk gives the reference outputs for each window", ok_all and len(recs) == 3)
 
+# kernels: -v names the OpenBLAS core in use and why, and the Winograd kernels' instruction set;
+# an OPENBLAS_CORETYPE the user set is kept (this test sets Prescott, SSE3, which every x86-64
+# runs, only to see that it is kept; every other test runs with the kernels encode chooses)
+_, err = run_encode(stream([a]), "-v")
+check("-v names the BLAS kernels and the reason", "encode: BLAS: OpenBLAS core " in err
+      and "Winograd data kernels: " in err and "set by the user" not in err, err[-600:])
+recs, err = run_encode(stream([a]), "-v", env={"OPENBLAS_CORETYPE": "Prescott"})
+ref = torch_maps(enc, a[0]["image"])
+worst = max(rel_err(recs[0]["tensors"]["emb%d/liver" % (s + 1)], ref[s][a[0]["tok%d/liver" % (s + 1)]])
+            for s in range(4))
+check("OPENBLAS_CORETYPE set by the user is kept (Prescott), outputs within %g (max err %.2g)" % (TOL, worst),
+      "OpenBLAS core Prescott" in err and "OPENBLAS_CORETYPE=Prescott set by the user" in err and worst <= TOL,
+      err[-600:])
+
 # the full window, once (2 threads on both sides)
 parity("parity 112x256x352 tokens, -j 2", (112, 256, 352), ["lung"], args=["-j", "2"], maps=False, seed=5,
        frac=0.1)
@@ -213,7 +233,7 @@ def maskpool_pipeline(name, args):
         not_ok(name, str(e)[:300])
         return
     win_recs = reflib.records(wins)
-    good, worst, n_tok = len(recs) == len(win_recs) > 0, 0.0, 0
+    good, worst, worst_map, n_tok = len(recs) == len(win_recs) > 0, 0.0, 0.0, 0
     for wrec, r in zip(win_recs, recs):
         ref = torch_maps(enc, wrec["tensors"]["image"])
         good &= r["meta"]["window_offset"] == wrec["meta"]["window_offset"]
@@ -222,11 +242,15 @@ def maskpool_pipeline(name, args):
             for s in range(4):
                 tok = wrec["tensors"]["tok%d/%s" % (s + 1, o)]
                 e = r["tensors"]["emb%d/%s" % (s + 1, o)]
-                good &= np.array_equal(e, r["tensors"]["map%d" % (s + 1)][tok])
+                # emb and map come from sgemm calls of different shapes (the flagged tokens, every
+                # token): OpenBLAS picks its edge kernels, and so the summation order, by shape and
+                # by CPU, so they agree to rounding, not bit for bit (1 ulp, 1.2e-7, measured)
+                worst_map = max(worst_map, rel_err(e, r["tensors"]["map%d" % (s + 1)][tok]))
                 worst = max(worst, rel_err(e, ref[s][tok]))
                 n_tok += len(tok)
-    check("%s: %d windows, %d tokens, max err %.2g; emb = map[tok]; grids = mask-pool's" % (name, len(recs), n_tok, worst),
-          good and worst <= TOL and n_tok > 0)
+    check("%s: %d windows, %d tokens, max err %.2g; emb = map[tok] to %.2g (<= %g); grids = mask-pool's"
+          % (name, len(recs), n_tok, worst, worst_map, TOL_SAME), good and worst <= TOL and worst_map <= TOL_SAME
+          and n_tok > 0)
 
 
 maskpool_pipeline("mask-pool | encode", [])

@@ -1,5 +1,5 @@
 /*
- * test-nn.c - known-answer tests of lib/nn.c: delta kernels, constant volumes, and every
+ * test-nn.c - known-answer tests of the ops of nn.h (lib/nn-*.c): delta kernels, constant volumes, and every
  * stride/padding/dilation/residual combination the encoder uses (and odd sizes it does not)
  * against a naive 7-deep loop written here.  Parity with PyTorch is tests/ref/test_encode.py.
  */
@@ -7,8 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blas.h"
 #include "check.h"
 #include "ct.h"
+#include "nn-impl.h"
+#include "nn-visd.h"
 #include "nn.h"
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
@@ -76,6 +79,8 @@ static void test_delta(void) {
         w[(1 * 2 + 1) * 27 + 13] = 1;   /* out 1 <- in 1 */
         float *y = ct_xaligned((size_t)(2 * vol3(in)) * sizeof(float));
         CHECK(nn_conv3d(y, x, 2, in, 2, w, NULL, &p, NULL, 0, 1) == 0, "delta dil %d runs", dil);
+        /* exact by construction, in any summation order: each output is one product x * 1 plus
+         * products with weight 0, which are exact zeros */
         CHECK(memcmp(x, y, (size_t)(2 * vol3(in)) * sizeof(float)) == 0, "delta kernel dil %d = identity", dil);
         free(y);
     }
@@ -90,7 +95,7 @@ static void test_delta(void) {
         for (int64_t h = 0; h < in[1]; h++)
             for (int64_t v = 0; v < in[2]; v++) {
                 float want = (d && h && v) ? x[((d - 1) * in[1] + h - 1) * in[2] + v - 1] : 0.0f;
-                good &= y[(d * in[1] + h) * in[2] + v] == want;
+                good &= y[(d * in[1] + h) * in[2] + v] == want;   /* exact: as the delta above */
             }
     CHECK(good, "corner delta shifts by (1,1,1) with zero fill");
     free(y);
@@ -120,7 +125,7 @@ static void test_constant(void) {
                             int64_t id = d - 1 + a, ih = 2 * h - 2 + bb, iw = 2 * v - 3 + e;
                             n += id >= 0 && id < in[0] && ih >= 0 && ih < in[1] && iw >= 0 && iw < in[2];
                         }
-                good &= y[(d * out[1] + h) * out[2] + v] == n + 0.5f;
+                good &= y[(d * out[1] + h) * out[2] + v] == n + 0.5f;   /* small integers + 0.5: exact */
             }
     CHECK(out[0] == 4 && out[1] == 5 && out[2] == 5, "constant volume: output grid 4x5x5");
     CHECK(good, "constant volume: tap counts at borders and inside");
@@ -209,7 +214,7 @@ struct wino_case {
     int64_t     in[3];
     int         dil, res, relu;   /* res: 0 none, 1 identity, 3 identity in place, 4 on 2 channels,
                                    * 2 shortcut A (x on the doubled grid, 2 channels) */
-    const char *tiles;            /* CT_NN_WINO_TILES for the case, NULL = default */
+    const char *tiles;            /* nn_tuning wino_tiles for the case, NULL = default */
 };
 
 static void test_winograd(void) {
@@ -241,7 +246,7 @@ static void test_winograd(void) {
         double *ref = ct_xmalloc((size_t)ny * sizeof(double));
         conv_naive(ref, x, c->cin, c->in, c->cout, w, b, &p, c->res ? &r : NULL, c->relu);
         struct nn_wino *u = nn_wino_new(w, c->cout, c->cin);
-        if (c->tiles) setenv("CT_NN_WINO_TILES", c->tiles, 1);
+        if (c->tiles) nn_tuning_set(&(struct nn_tuning){ .wino_tiles = atoi(c->tiles) });
         for (int th = 1; th <= 2; th++) {
             float *y = ct_xaligned((size_t)ny * sizeof(float));
             struct nn_residual ry = r;
@@ -253,9 +258,26 @@ static void test_winograd(void) {
             double e = rc == 0 ? max_rel_err(y, ref, ny) : 1;
             CHECK(rc == 0 && e < 1e-5, "winograd %s, %d thread(s), vs naive loop: max err %.2g of max |ref|", c->name,
                   th, e);
+            /* the narrower instruction-set variants of the data kernels (nn_wino_force_isa; in a
+             * build for AVX-512 they are all the build's own).  Bit-identical by construction:
+             * the same float additions in the same order (no FMA, no reassociation). */
+            int same = rc == 0;
+            for (int cap = 3; cap >= 1; cap -= 2) {
+                float *y2 = ct_xaligned((size_t)ny * sizeof(float));
+                if (c->res == 3) {
+                    memcpy(y2, rx, (size_t)ny * sizeof(float));
+                    ry.x = y2;
+                }
+                nn_wino_force_isa(cap);
+                same &= nn_conv3d_wino(y2, x, c->in, u, b, c->dil, c->res ? &ry : NULL, c->relu, th) == 0 &&
+                        memcmp(y, y2, (size_t)ny * sizeof(float)) == 0;
+                nn_wino_force_isa(0);
+                free(y2);
+            }
+            CHECK(same, "winograd %s, %d thread(s): AVX2 and baseline kernels give the same bits", c->name, th);
             free(y);
         }
-        unsetenv("CT_NN_WINO_TILES");
+        nn_tuning_set(NULL);
         nn_wino_free(u);
         free(x);
         free(w);
@@ -363,6 +385,7 @@ static void test_pool(void) {
         float *y = ct_xaligned((size_t)(3 * vol3(o)) * sizeof(float)), *r = ct_xaligned((size_t)(3 * vol3(o)) * sizeof(float));
         pool_naive(r, x, 3, ins[t], 3, 2, 1);
         nn_maxpool3d(y, x, 3, ins[t], 3, 2, 1, 2);
+        /* exact by construction: a maximum selects one of its inputs, in any order */
         CHECK(memcmp(y, r, (size_t)(3 * vol3(o)) * sizeof(float)) == 0, "maxpool 3/2/1 on %lldx%lldx%lld (negative input)",
               (long long)ins[t][0], (long long)ins[t][1], (long long)ins[t][2]);
         free(x);
@@ -475,7 +498,10 @@ static void test_errors_and_keys(void) {
     CHECK(g > 301.7 && g < 301.8, "trunk MACs of 112x256x352: %.3f G", g);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    (void)argc;
+    ct_blas_init(argv);   /* the kernels the tools run with */
+    printf("# BLAS: %s\n# Winograd data kernels: %s\n", ct_blas_describe(), nn_wino_isa());
     test_delta();
     test_constant();
     test_conv_cases();
