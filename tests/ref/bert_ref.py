@@ -263,10 +263,14 @@ def from_weights(tensors, heads=None, dtype=torch.float64):
 
 @torch.no_grad()
 def prompt_features(model, proj, id_lists):
-    """method.md 3.2: per prompt the [CLS] state of the last layer -> text_proj -> L2.  Each prompt
-    runs alone (no padding), which equals the padded batch with its attention mask (3.1)."""
-    out = []
-    for ids in id_lists:
-        x = model(torch.tensor([ids], dtype=torch.long))
-        out.append(nn.functional.normalize(proj(x[:, 0, :]), dim=-1)[0])
+    """method.md 3.2: per prompt the [CLS] state of the last layer -> text_proj -> L2.  Prompts of
+    equal length run as one batch without padding, which equals the released padded batch with
+    its attention mask (3.1)."""
+    out = [None] * len(id_lists)
+    for n in sorted({len(i) for i in id_lists}):
+        which = [k for k, i in enumerate(id_lists) if len(i) == n]
+        x = model(torch.tensor([id_lists[k] for k in which], dtype=torch.long))
+        f = nn.functional.normalize(proj(x[:, 0, :]), dim=-1)
+        for j, k in enumerate(which):
+            out[k] = f[j]
     return torch.stack(out)
