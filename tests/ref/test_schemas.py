@@ -89,6 +89,14 @@ check_records("ctvis-convert", records(open(w, "rb").read()), "ct.weights.v1")
 win_meta = list((schema_doc("ct.window.v1").get("meta") or {}).keys())
 tok = run(["encode", "-w", w, "--maps"], input=win)[0]
 check_records("encode --maps", records(tok), "ct.tokens.v1", extra_meta=win_meta)
+wt = os.path.join(tmp, "wt.ctv")
+vocab = os.path.join(tmp, "vocab.txt")
+open(vocab, "w").write("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "."] + [c for c in "abcdefghijklmnopqrstuvwxyz"] +
+                                   ["##" + c for c in "abcdefghijklmnopqrstuvwxyz"]) + "\n")
+run([sys.executable, os.path.join(reflib.ROOT, "tools", "ctvis-convert.py"), "--random", "5", "--text-only",
+     "--text-layers", "1", "--text-hidden", "64", "--vocab", vocab, "-o", wt])
+check_records("ctvis-convert --text-only", records(open(wt, "rb").read()), "ct.weights.v1")
+check_records("text-encode", records(run(["text-encode", "-w", wt])[0]), "ct.prompts.v1")
 rep = run(["report-label", os.path.join(reflib.ROOT, "examples", "phantom-report.json"), "-f", "stream"])[0]
 check_records("report-label", records(rep), "ct.report.v1")
 lab = run(["report-label", "--labels", os.path.join(reflib.ROOT, "tests", "data", "reports", "ct-rate-labels.csv"),
