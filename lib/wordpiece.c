@@ -26,6 +26,7 @@ struct wp_vocab {
     int              n_ids;
     struct wp_entry *slots;
     uint32_t         mask;
+    uint32_t         max_len[2];     /* longest token in bytes: word starts, ## pieces */
     int32_t          unk, cls, sep;
     int32_t          special[5];     /* [PAD] [UNK] [CLS] [SEP] [MASK] or -1 */
 };
@@ -47,6 +48,7 @@ static int32_t lookup(const struct wp_vocab *v, const char *s, size_t n, uint32_
 }
 
 static void insert(struct wp_vocab *v, uint32_t off, uint32_t len, uint32_t cont, int32_t id) {
+    if (len > v->max_len[cont]) v->max_len[cont] = len;
     for (uint32_t i = hash_bytes(v->pool + off, len, cont) & v->mask;; i = (i + 1) & v->mask) {
         struct wp_entry *e = &v->slots[i];
         if (e->id < 0) {
@@ -236,6 +238,8 @@ static void wordpiece(const struct wp_vocab *v, const uint32_t *cps, size_t n, s
     for (size_t start = 0; start < n;) {
         size_t end = n;
         int32_t id = -1;
+        uint32_t maxb = v->max_len[start > 0];
+        while (end > start && s->boff[end] - s->boff[start] > maxb) end--;   /* longer than any token */
         for (; end > start; end--) {
             id = lookup(v, s->bytes + s->boff[start], s->boff[end] - s->boff[start], start > 0);
             if (id >= 0) break;
@@ -255,7 +259,14 @@ static void wordpiece(const struct wp_vocab *v, const uint32_t *cps, size_t n, s
 
 /* str.lower() of the word w[0..n), NFD, Mn removed, punctuation split, WordPiece. */
 static void word(const struct wp_vocab *v, const uint32_t *w, size_t n, struct scratch *s, struct out *o) {
-    size_t nl = 0;
+    size_t nd = 0, nl = 0;
+    uint32_t any = 0;
+    for (size_t i = 0; i < n; i++) any |= w[i];
+    if (any < 0x80) {                /* ASCII: lower case is A-Z only, NFD changes nothing */
+        for (size_t i = 0; i < n; i++) s->dec[i] = w[i] + 32 * (w[i] - 'A' < 26u);
+        nd = n;
+        goto split;
+    }
     for (size_t i = 0; i < n; i++) {
         uint32_t c = w[i];
         if (c == 0x130) {            /* the one multi-code-point lower case */
@@ -276,7 +287,6 @@ static void word(const struct wp_vocab *v, const uint32_t *w, size_t n, struct s
         }
     }
     /* NFD: full decomposition, then canonical ordering of each run of non-starters */
-    size_t nd = 0;
     for (size_t i = 0; i < nl; i++) {
         uint32_t c = s->low[i];
         if (c - HANGUL_S0 < HANGUL_N) {
@@ -305,7 +315,7 @@ static void word(const struct wp_vocab *v, const uint32_t *w, size_t n, struct s
         }
         s->dec[j] = c;
     }
-    /* strip Mn, split punctuation */
+split:;  /* strip Mn, split punctuation */
     size_t m = 0, start = 0;
     for (size_t i = 0; i < nd; i++) {
         uint32_t c = s->dec[i];

@@ -63,7 +63,14 @@ struct text {                        /* growable output text, printed only when 
 
 static void text_ids(struct text *t, const int32_t *ids, int n) {
     if (t->cap - t->n < (size_t)n * 12 + 2) t->p = ct_xrealloc(t->p, t->cap = 2 * t->cap + (size_t)n * 12 + 2);
-    for (int i = 0; i < n; i++) t->n += (size_t)sprintf(t->p + t->n, i ? " %d" : "%d", ids[i]);
+    for (int i = 0; i < n; i++) {
+        char d[12];
+        int k = 0;
+        uint32_t x = (uint32_t)ids[i];       /* ids are >= 0 */
+        do d[k++] = (char)('0' + x % 10); while (x /= 10);
+        if (i) t->p[t->n++] = ' ';
+        while (k) t->p[t->n++] = d[--k];
+    }
     t->p[t->n++] = '\n';
 }
 
