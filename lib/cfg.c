@@ -3,7 +3,6 @@
  */
 #include "cfg.h"
 
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -238,29 +237,9 @@ int cfg_load_all(const char *text, size_t n, const char *name, struct tn_arena *
 }
 
 struct cfg_node *cfg_load_file(const char *path, struct tn_arena *a) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        ct_seterr("%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n == cap) {
-            cap = cap ? 2 * cap : 65536;
-            buf = ct_xrealloc(buf, cap);
-        }
-        size_t k = fread(buf + n, 1, cap - n, f);
-        n += k;
-        if (k == 0) break;
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (err) {
-        free(buf);
-        ct_seterr("%s: read error", path);
-        return NULL;
-    }
+    size_t n;
+    char *buf = ct_read_file(path, &n);
+    if (!buf) return NULL;
     struct cfg_node *doc = cfg_load_string(buf, n, path, a);
     free(buf);
     return doc;

@@ -441,3 +441,32 @@ int ct_write_all(int fd, const void *buf, size_t n) {
     }
     return 0;
 }
+
+char *ct_read_file(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        ct_seterr("%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len + 1 >= cap) {
+            cap = cap ? 2 * cap : 65536;
+            buf = ct_xrealloc(buf, cap);
+        }
+        size_t k = fread(buf + len, 1, cap - 1 - len, f);
+        len += k;
+        if (k == 0) break;
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (err) {
+        free(buf);
+        ct_seterr("%s: read error", path);
+        return NULL;
+    }
+    buf[len] = 0;
+    *n = len;
+    return buf;
+}

@@ -107,4 +107,8 @@ void ct_atomic_abort(struct ct_atomic *a);                   /* close + unlink t
 /* Write all n bytes to fd (EINTR-safe); -1 + lasterr ("write: No space left ...") */
 int ct_write_all(int fd, const void *buf, size_t n);
 
+/* The whole file as a malloc'd buffer (NUL-terminated, *n bytes without the NUL); NULL + lasterr
+ * ("PATH: No such file or directory", "PATH: read error"). */
+char *ct_read_file(const char *path, size_t *n);
+
 #endif

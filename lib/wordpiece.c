@@ -3,7 +3,6 @@
  */
 #include "wordpiece.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,24 +141,9 @@ struct wp_vocab *wp_vocab_parse(const char *text, size_t n, const char *name) {
 }
 
 struct wp_vocab *wp_vocab_load(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        ct_seterr("%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 20, n = 0, k;
-    char *buf = ct_xmalloc(cap);
-    while ((k = fread(buf + n, 1, cap - n, f)) > 0) {
-        n += k;
-        if (n == cap) buf = ct_xrealloc(buf, cap *= 2);
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (err) {
-        free(buf);
-        ct_seterr("%s: read error", path);
-        return NULL;
-    }
+    size_t n;
+    char *buf = ct_read_file(path, &n);
+    if (!buf) return NULL;
     struct wp_vocab *v = wp_vocab_parse(buf, n, path);
     free(buf);
     return v;
