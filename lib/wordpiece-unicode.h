@@ -15,8 +15,6 @@ enum {
     WP_UC_PUNCT = 8,       /* BERT punctuation: P* or the ASCII symbol ranges */
     WP_UC_CJK = 16,        /* CJK ideograph: a word of its own */
     WP_UC_MN = 32,         /* nonspacing mark: stripped after NFD */
-    WP_UC_CASED = 64,      /* Cased and not Case_Ignorable (final sigma context) */
-    WP_UC_IGNORABLE = 128, /* Case_Ignorable (final sigma context) */
 };
 
 struct wp_uc_props {
@@ -24,7 +22,7 @@ struct wp_uc_props {
     uint8_t  ccc;          /* canonical combining class */
     uint8_t  dlen;         /* NFD length (0: the code point itself) */
     uint16_t doff;         /* offset of the NFD in wp_uc_decomp */
-    int32_t  lower;        /* str.lower() - cp (U+0130 special) */
+    int32_t  lower;        /* str.lower() of the code point alone - cp (U+0130 special) */
 };
 
 extern const char wp_unicode_version[];

@@ -241,7 +241,8 @@ static void wordpiece(const struct wp_vocab *v, const uint32_t *cps, size_t n, s
 #define HANGUL_S0 0xAC00
 #define HANGUL_N  11172
 
-/* str.lower() of the word w[0..n), NFD, Mn removed, punctuation split, WordPiece. */
+/* Lower case (each code point alone, as PreTrainedTokenizer.tokenize's pass for do_lower_case
+ * tokenizers: so no final-sigma context), NFD, Mn removed, punctuation split, WordPiece. */
 static void word(const struct wp_vocab *v, const uint32_t *w, size_t n, struct scratch *s, struct out *o) {
     size_t nd = 0, nl = 0;
     uint32_t any = 0;
@@ -256,16 +257,6 @@ static void word(const struct wp_vocab *v, const uint32_t *w, size_t n, struct s
         if (c == 0x130) {            /* the one multi-code-point lower case */
             s->low[nl++] = 'i';
             s->low[nl++] = 0x307;
-        } else if (c == 0x3A3) {     /* CPython's handle_capital_sigma */
-            size_t j = i;
-            int fin = 0;
-            while (j > 0 && (wp_uc(w[j - 1])->flags & WP_UC_IGNORABLE)) j--;
-            if (j > 0 && (wp_uc(w[j - 1])->flags & WP_UC_CASED)) {
-                size_t k = i + 1;
-                while (k < n && (wp_uc(w[k])->flags & WP_UC_IGNORABLE)) k++;
-                fin = k == n || !(wp_uc(w[k])->flags & WP_UC_CASED);
-            }
-            s->low[nl++] = fin ? 0x3C2 : 0x3C3;
         } else {
             s->low[nl++] = (uint32_t)((int32_t)c + wp_uc(c)->lower);
         }

@@ -11,12 +11,15 @@
  *
  * The steps, each exactly as transformers' BertTokenizer (slow, Python) does them:
  *  0. the literal special tokens [PAD] [UNK] [CLS] [SEP] [MASK] in the text are split out first and
- *     become their ids (PreTrainedTokenizer.tokenize's added-token split);
+ *     become their ids (PreTrainedTokenizer.tokenize's added-token split); the rest is lower-cased
+ *     code point by code point with Python's str.lower() (tokenize's pass for do_lower_case
+ *     tokenizers, re.sub over "(.+?)"): full mapping (U+0130 -> i + U+0307) but no final-sigma
+ *     context, Σ always becomes σ;
  *  1. text cleaning: NUL, U+FFFD and category C* code points are dropped (\t \n \r excepted),
  *     whitespace (space, \t, \n, \r, Zs) becomes a space;
  *  2. each CJK ideograph (BertTokenizer's block list) becomes a word of its own;
  *  3. words split at whitespace (as Python's str.split(), which also splits at U+2028/U+2029);
- *  4. per word: str.lower() (full mapping: U+0130 -> i + U+0307, final sigma by context), NFD,
+ *  4. per word: lower case (BasicTokenizer's own str.lower() then changes nothing), NFD,
  *     nonspacing marks (Mn) removed;
  *  5. punctuation (category P* and ASCII 33-47, 58-64, 91-96, 123-126) split into one-character
  *     tokens;

@@ -11,11 +11,10 @@ records, for every code point, exactly what those give, so lib/wordpiece.c repro
   WP_UC_PUNCT   _is_punctuation: ASCII 33-47, 58-64, 91-96, 123-126 or category P*
   WP_UC_CJK     _is_chinese_char (the CJK Unified Ideograph blocks BERT lists)
   WP_UC_MN      category Mn (dropped by _run_strip_accents)
-  WP_UC_CASED, WP_UC_IGNORABLE   CPython's Cased / Case_Ignorable, which decide str.lower()'s
-                final sigma (probed through str.lower() itself)
   ccc           canonical combining class (NFD's canonical reordering)
-  lower         str.lower() of the code point alone, as a delta (U+0130 is the one code point whose
-                lower case is two code points: i + U+0307, handled in lib/wordpiece.c; asserted here)
+  lower         str.lower() of the code point alone (transformers lower-cases character by
+                character), as a delta (U+0130 is the one code point whose lower case is two code
+                points: i + U+0307, handled in lib/wordpiece.c; asserted here)
   decomposition unicodedata.normalize("NFD", chr(cp)), except Hangul syllables (algorithmic in C)
 Two-stage lookup: uc_stage1[cp >> 7] picks a 128-entry block of uc_stage2, whose entries index
 uc_props.  The generated file is committed; rerun this script only to change the Unicode version.
@@ -26,7 +25,7 @@ import unicodedata
 BLOCK = 128
 CJK = [(0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F), (0x2B740, 0x2B81F),
        (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F)]
-DROP, SPACE, SPLIT, PUNCT, CJKF, MN, CASED, IGN = (1 << i for i in range(8))
+DROP, SPACE, SPLIT, PUNCT, CJKF, MN = (1 << i for i in range(6))
 
 
 def props(cp):
@@ -47,13 +46,8 @@ def props(cp):
         f |= MN
     if 0xD800 <= cp <= 0xDFFF:   # surrogates never reach the tokenizer (UTF-8 input is validated)
         return f, 0, 0, ()
-    # final sigma probes: "\u0391\u03a3"+c keeps sigma iff c is cased and not case-ignorable;
-    # "\u0391"+c+"\u03a3" keeps sigma iff c is neither cased nor case-ignorable
-    if ("\u0391\u03a3" + c).lower()[1] == "\u03c3":
-        f |= CASED
-    elif ("\u0391" + c + "\u03a3").lower()[-1] == "\u03c2":
-        f |= IGN
     low = c.lower()
+    assert low.lower() == low, hex(cp)   # lower-casing twice (transformers does) changes nothing
     if len(low) != 1:
         assert cp == 0x130 and low == "i\u0307", hex(cp)
         delta = 0

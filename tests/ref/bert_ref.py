@@ -2,8 +2,8 @@
 (method.md 3.1-3.2, 8.3) for the parity tests of lib/wordpiece.c and lib/bert.c.
 
 Tokenizer: a transcription, in plain Python, of transformers' BertTokenizer (the slow one) with
-do_lower_case=True, tokenize_chinese_chars=True, strip_accents=None: the added-token split of
-PreTrainedTokenizer.tokenize, BasicTokenizer (_clean_text, _tokenize_chinese_chars,
+do_lower_case=True, tokenize_chinese_chars=True, strip_accents=None: the per-character
+lower-casing and the added-token split of PreTrainedTokenizer.tokenize, BasicTokenizer (_clean_text, _tokenize_chinese_chars,
 whitespace_tokenize, lower + _run_strip_accents, _run_split_on_punc) and WordpieceTokenizer
 (greedy longest match, "##", [UNK] over 100 characters), then [CLS] ... [SEP] and truncation.
 Unicode comes from Python's unicodedata / str, as in transformers.  nfc=True adds the
@@ -15,6 +15,7 @@ LayerNorm(word + position) without the token-type table, post-LN layers with exa
 1e-12, the [CLS] state through text_proj, L2-normalised.  Written with torch.nn modules so the
 maths is PyTorch's.
 """
+import re
 import unicodedata
 
 SPECIAL = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -109,7 +110,11 @@ def wordpiece(token, vocab, max_chars=100):
 
 
 def tokenize(text, vocab, nfc=False):
-    """PreTrainedTokenizer.tokenize: split out the special tokens, then _tokenize each segment."""
+    """PreTrainedTokenizer.tokenize: lower-case all but the special tokens one character at a time
+    (its pass for tokenizers with do_lower_case, which BertTokenizer has as a property), split out
+    the special tokens, then _tokenize each segment."""
+    pattern = r"(" + r"|".join(re.escape(s) for s in SPECIAL) + r")|" + r"(.+?)"
+    text = re.sub(pattern, lambda m: m.groups()[0] or m.groups()[1].lower(), text)
     segs, i, last = [], 0, 0
     while i < len(text):
         for s in SPECIAL:

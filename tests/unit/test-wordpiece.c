@@ -25,7 +25,7 @@ static const char VOCAB[] =
     "emphyseme\n"  /* 12 */
     "\xe8\x82\xba\n"                 /* 13: U+80BA (lung) */
     "\xe6\xb0\x94\n"                 /* 14: U+6C14 */
-    "\xce\xbf\xce\xb4\xce\xbf\xcf\x82\n" /* 15: "οδος" with final sigma */
+    "\xce\xbf\xce\xb4\xce\xbf\xcf\x82\n" /* 15: "οδος" with final sigma (never produced) */
     "\xce\xbf\xce\xb4\xce\xbf\xcf\x83\n" /* 16: "οδοσ" */
     "i\n"          /* 17 */
     ".\n"          /* 18 */
@@ -76,9 +76,10 @@ int main(void) {
     CHECK(is("\xc3\x89mphys\xc3\xa8me", "2 12 3"), "lower case and accents stripped");
     CHECK(is("E\xcc\x81MPHYSE\xcc\x80ME.", "2 12 18 3"), "combining accents stripped");
     CHECK(is("\xe8\x82\xba\xe6\xb0\x94", "2 13 14 3"), "CJK ideographs split");
-    CHECK(is("\xce\x9f\xce\x94\xce\x9f\xce\xa3", "2 15 3"), "final sigma");
+    CHECK(is("\xce\x9f\xce\x94\xce\x9f\xce\xa3", "2 16 3"), "capital sigma at a word end becomes sigma, not final sigma");
     CHECK(is("\xce\x9f\xce\x94\xce\x9f\xce\xa3\xce\x91", "2 16 23 3"), "medial sigma");
-    CHECK(is("\xce\x9f\xce\x94\xce\x9f\xce\xa3.", "2 15 18 3"), "final sigma before punctuation");
+    CHECK(is("\xce\x9f\xce\x94\xce\x9f\xce\xa3.", "2 16 18 3"), "capital sigma before punctuation");
+    CHECK(is("\xce\xbf\xce\xb4\xce\xbf\xcf\x82", "2 15 3"), "a final sigma in the text stays");
     CHECK(is("\xc4\xb0", "2 17 3"), "U+0130 lowers to i + U+0307, mark stripped");
     CHECK(is("\xed\x95\x9c", "2 20 3"), "Hangul syllable decomposed");
     CHECK(is("x\xf0\x9d\x85\xad\xf0\x9d\x85\xa5", "2 21 3"), "canonical reordering of marks (Mc kept)");
