@@ -9,6 +9,7 @@
  *   text-encode -w visd-boost.ctv -o prompts.ctv
  *   text-encode --tokens --vocab vocab.txt            # token ids of the 32 prompts
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -83,7 +84,7 @@ static void text_flush(struct text *t) {
 /* --tokens --lines: every line of path ('\n'-separated; a final line without '\n' counts). */
 static void tokens_lines(const struct opts *o, const struct wp_vocab *v) {
     FILE *f = strcmp(o->lines, "-") ? fopen(o->lines, "rb") : stdin;
-    if (!f) ct_die("%s: cannot open", o->lines);
+    if (!f) ct_die("%s: %s", o->lines, strerror(errno));
     struct text t = { 0 };
     int32_t *ids = ct_xmalloc((size_t)o->max_length * sizeof *ids);
     char *line = NULL;

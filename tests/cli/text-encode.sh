@@ -89,6 +89,8 @@ expect_fail max-length-positions 1 'text-encode: --max-length 600 is more than t
 expect_fail no-weights 2 'text-encode: no weights' text-encode
 expect_fail lines-without-tokens 2 'text-encode: --lines needs --tokens' text-encode -w "$T/w.ctv" --lines -
 expect_fail bad-heads 1 'text-encode: .*w.ctv: hidden width 64 is not divisible by 3 heads' text-encode -w "$T/w.ctv" --heads 3
+expect_fail lines-missing 1 'text-encode: .*nothere.txt: No such file' \
+    text-encode --tokens --vocab "$T/vocab.txt" --lines "$T/nothere.txt"
 printf 'lung \xff\n' >"$T/bad.txt"
 expect_fail lines-invalid-utf8 1 'text-encode: .*bad.txt: line 1: invalid UTF-8' \
     text-encode --tokens --vocab "$T/vocab.txt" --lines "$T/bad.txt"
