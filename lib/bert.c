@@ -136,24 +136,24 @@ struct bert *bert_new(const struct rec *w, int heads) {
     int in = d->intermediate;
     for (int l = 0; l < d->layers; l++) {
         struct bert_layer *L = &b->layer[l];
-#define LN(fmt) (snprintf(n, sizeof n, BERT_PREFIX "encoder.layer.%d." fmt, l), n)
-        GET2(L->qw, LN("attention.self.query.weight"), h, h);
-        GET1(L->qb, LN("attention.self.query.bias"), h);
-        GET2(L->kw, LN("attention.self.key.weight"), h, h);
-        GET1(L->kb, LN("attention.self.key.bias"), h);
-        GET2(L->vw, LN("attention.self.value.weight"), h, h);
-        GET1(L->vb, LN("attention.self.value.bias"), h);
-        GET2(L->ow, LN("attention.output.dense.weight"), h, h);
-        GET1(L->ob, LN("attention.output.dense.bias"), h);
-        GET1(L->ln1g, LN("attention.output.LayerNorm.weight"), h);
-        GET1(L->ln1b, LN("attention.output.LayerNorm.bias"), h);
-        GET2(L->iw, LN("intermediate.dense.weight"), in, h);
-        GET1(L->ib, LN("intermediate.dense.bias"), in);
-        GET2(L->o2w, LN("output.dense.weight"), h, in);
-        GET1(L->o2b, LN("output.dense.bias"), h);
-        GET1(L->ln2g, LN("output.LayerNorm.weight"), h);
-        GET1(L->ln2b, LN("output.LayerNorm.bias"), h);
-#undef LN
+/* module.weight [out, cin] and module.bias [out] (a Linear; LayerNorm: cin 0, weight [out]) */
+#define MOD(wp, bp, mod, out, cin)                                                                 \
+    do {                                                                                           \
+        snprintf(n, sizeof n, BERT_PREFIX "encoder.layer.%d." mod ".weight", l);                   \
+        if (cin) GET2(wp, n, out, cin);                                                            \
+        else GET1(wp, n, out);                                                                     \
+        snprintf(n, sizeof n, BERT_PREFIX "encoder.layer.%d." mod ".bias", l);                     \
+        GET1(bp, n, out);                                                                          \
+    } while (0)
+        MOD(L->qw, L->qb, "attention.self.query", h, h);
+        MOD(L->kw, L->kb, "attention.self.key", h, h);
+        MOD(L->vw, L->vb, "attention.self.value", h, h);
+        MOD(L->ow, L->ob, "attention.output.dense", h, h);
+        MOD(L->ln1g, L->ln1b, "attention.output.LayerNorm", h, 0);
+        MOD(L->iw, L->ib, "intermediate.dense", in, h);
+        MOD(L->o2w, L->o2b, "output.dense", h, in);
+        MOD(L->ln2g, L->ln2b, "output.LayerNorm", h, 0);
+#undef MOD
     }
     return b;
 fail:

@@ -239,7 +239,6 @@ int main(int argc, char **argv) {
     /* weights: one record, its tensors borrowed by the model (no second copy) */
     struct tn_arena *wa = tn_arena_new(0);
     struct rec w;
-    int have_w = 0;
     if (o.weights) {
         struct rec_reader *in = rec_reader_open(o.weights);
         if (!in) ct_die("%s", ct_lasterr());
@@ -248,7 +247,6 @@ int main(int argc, char **argv) {
         if (rc == 0) ct_die("%s: empty stream (no ct.weights/1 record)", o.weights);
         if (rec_expect(&w, "ct.weights", 1) != 0) ct_die("%s: %s", o.weights, ct_lasterr());
         rec_reader_close(in);
-        have_w = 1;
     }
     double t_load = ct_now() - t0;
     struct wp_vocab *v;
@@ -308,7 +306,6 @@ int main(int argc, char **argv) {
     free(ids);
     free(lens);
     wp_vocab_free(v);
-    (void)have_w;
     tn_arena_free(wa);
     tn_arena_free(ia);
     return CT_EXIT_OK;

@@ -88,6 +88,24 @@ def main():
         out, _, _ = reflib.run(["text-encode", "-w", small, "--vocab", vocab, "-j", "2"])
         tf2 = reflib.records(out)[0]["tensors"]["text_feat"]
         reflib.check("small-threads", float(np.abs(tf2 - tf).max()) <= TOL)
+        # damaged text encoders: one clear error line each, nothing on stdout
+        (w,) = reflib.records(open(small, "rb").read())
+        for label, edit, pattern in [
+                ("missing", lambda t: t.pop(bert_ref.PREFIX + "encoder.layer.1.output.dense.bias"),
+                 "missing tensor 'text_encoder.encoder.layer.1.output.dense.bias'"),
+                ("mis-shaped", lambda t: t.__setitem__(bert_ref.PREFIX + "encoder.layer.0.intermediate.dense.bias",
+                                                        np.zeros(7, np.float32)),
+                 "tensor 'text_encoder.encoder.layer.0.intermediate.dense.bias' is f32 [7], expected f32 [512]"),
+                ("f64", lambda t: t.__setitem__("text_proj.bias", t["text_proj.bias"].astype(np.float64)),
+                 "tensor 'text_proj.bias' is f64 [256], expected f32 [256]")]:
+            t = dict(w["tensors"])
+            edit(t)
+            bad = os.path.join(d, "bad.ctv")
+            with open(bad, "wb") as f:
+                reflib.write_record(f, "ct.weights/1", w["id"], t, w["meta"])
+            out, err, rc = reflib.run(["text-encode", "-w", bad], check_rc=False)
+            reflib.check("weights-" + label, rc == 1 and out == b"" and len(err.strip().splitlines()) == 1 and
+                         pattern in err, err)
         full = os.path.join(d, "full.ctv")
         real = os.path.exists(REAL_VOCAB)
         t0 = time.time()
