@@ -18,7 +18,7 @@ SANITIZE ?=
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-PKGS         = msgpack libzstd yaml-0.1 openblas libdeflate jansson
+PKGS         = msgpack libzstd yaml-0.1 openblas libdeflate jansson libpng
 PKG_CFLAGS  := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 # libnifti has no .pc file; link only the NIfTI-2 library (NIfTI-1 and -2 export the same names)

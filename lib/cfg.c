@@ -3,6 +3,7 @@
  */
 #include "cfg.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -237,9 +238,9 @@ int cfg_load_all(const char *text, size_t n, const char *name, struct tn_arena *
 }
 
 struct cfg_node *cfg_load_file(const char *path, struct tn_arena *a) {
+    char *buf;
     size_t n;
-    char *buf = ct_read_file(path, &n);
-    if (!buf) return NULL;
+    if (ct_read_file(path, &buf, &n) != 0) return NULL;
     struct cfg_node *doc = cfg_load_string(buf, n, path, a);
     free(buf);
     return doc;

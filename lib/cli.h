@@ -50,8 +50,6 @@ int cli_common(int ch, const char *arg, struct cli_common *c, void (*usage)(FILE
 /* The usual tail of an option switch: '?' and anything unknown. */
 void cli_unknown(void) __attribute__((noreturn));
 
-#endif
-
 /* ---- record and tensor selection (ct-ls, ct-pick, ct-export) ---- */
 #define CLI_SEL_MAX 64
 struct cli_select {
@@ -70,3 +68,5 @@ void cli_select_tensor(struct cli_select *s, const char *name);
 int  cli_select_option(int ch, const char *arg, struct cli_select *s);
 int  cli_select_match(const struct cli_select *s, const struct rec *r);     /* record selected? */
 int  cli_select_tensor_match(const struct cli_select *s, const char *name); /* tensor selected? */
+
+#endif

@@ -442,31 +442,26 @@ int ct_write_all(int fd, const void *buf, size_t n) {
     return 0;
 }
 
-char *ct_read_file(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        ct_seterr("%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
+int ct_read_file(const char *path, char **buf, size_t *n) {
+    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    if (!f) return ct_seterr("%s: %s", path, strerror(errno));
+    size_t cap = 1 << 16, len = 0;
+    char *p = ct_xmalloc(cap);
     for (;;) {
-        if (len + 1 >= cap) {
-            cap = cap ? 2 * cap : 65536;
-            buf = ct_xrealloc(buf, cap);
-        }
-        size_t k = fread(buf + len, 1, cap - 1 - len, f);
+        if (len == cap) p = ct_xrealloc(p, cap *= 2);
+        size_t k = fread(p + len, 1, cap - len, f);
         len += k;
         if (k == 0) break;
     }
     int err = ferror(f);
-    fclose(f);
+    if (f != stdin) fclose(f);
     if (err) {
-        free(buf);
-        ct_seterr("%s: read error", path);
-        return NULL;
+        free(p);
+        return ct_seterr("%s: read error", path);
     }
-    buf[len] = 0;
+    if (len == cap) p = ct_xrealloc(p, cap + 1);
+    p[len] = 0;
+    *buf = p;
     *n = len;
-    return buf;
+    return 0;
 }

@@ -28,7 +28,11 @@ enum ct_exit {
 };
 
 /* ---- process identity and messages ---- */
-void        ct_init(const char *argv0);     /* record the program name for messages */
+/* Record the program name for messages.  Process state: reads CT_LOG
+ * (debug|info) for ct_log, and installs handlers for SIGINT, SIGTERM and SIGHUP
+ * that remove the temporary file of a pending ct_atomic write, then re-raise
+ * the signal with its default action (the exit status still says which). */
+void        ct_init(const char *argv0);
 const char *ct_progname(void);              /* "ct-import", never NULL */
 void ct_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 void ct_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -107,8 +111,9 @@ void ct_atomic_abort(struct ct_atomic *a);                   /* close + unlink t
 /* Write all n bytes to fd (EINTR-safe); -1 + lasterr ("write: No space left ...") */
 int ct_write_all(int fd, const void *buf, size_t n);
 
-/* The whole file as a malloc'd buffer (NUL-terminated, *n bytes without the NUL); NULL + lasterr
- * ("PATH: No such file or directory", "PATH: read error"). */
-char *ct_read_file(const char *path, size_t *n);
+/* The whole of a file ("-": stdin) into *buf (malloc'd, the caller frees it,
+ * with a NUL after the n bytes).  -1 + lasterr "PATH: No such file or
+ * directory" / "PATH: read error". */
+int ct_read_file(const char *path, char **buf, size_t *n);
 
 #endif

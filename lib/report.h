@@ -1,8 +1,12 @@
 /*
  * report.h - radiology reports structured by an LLM, turned into per-organ
  * normal/abnormal labels and texts with fVLM's rule (method.md §6.1), and the
- * CT-RATE ground-truth label table (§6.3).  Used by tools/report-label.c; the
- * only file that includes <jansson.h>.
+ * CT-RATE ground-truth label table (§6.3).  Used by tools/report-label.c.
+ *
+ * Files: report-parse.c (texts -> trees; the only file including <jansson.h>),
+ * report-norm.c (trees -> struct report_in, notes), report-rule.c (the §6.1
+ * rule, ids, CT-RATE CSV columns), report-prompt.c (the LLM prompt).  Organ
+ * sets and the CT-RATE items are lib/organs.h; id sets lib/idset.h.
  *
  * A structured report says, per organ, the report's *findings* sentences and
  * its *impression* sentences (an organ appears in the impression only when it
@@ -14,8 +18,8 @@
  *                                                           variants, notes
  *          --report_apply-------> struct report_out         the §6.1 rule
  *
- *     struct report_organs org;
- *     report_organs_default(&org);                      // lung heart esophagus aorta
+ *     struct org_set org;
+ *     org_set_default(&org);                           // lung heart esophagus aorta
  *     struct report_node **roots; int n_roots, flags;
  *     if (report_parse_text(txt, n, "a.json", 1, REPORT_AUTO, arena, &roots, &n_roots, &flags) != 0)
  *         ct_die("%s", ct_lasterr());                  // "a.json:3:14: ..."
@@ -36,67 +40,11 @@
 #include <stdint.h>
 
 #include "csv.h"
+#include "organs.h"
 #include "tensor.h"
 
-#define REPORT_MAX_ORGANS 32
-#define REPORT_MAX_ABN    64
-
-/* ---- organ set and aliases (pipelines/report-organs.yaml) ---- */
-
-struct report_organs {
-    int          n;                          /* organs, in output order */
-    const char  *names[REPORT_MAX_ORGANS];   /* canonical lowercase names: "lung" */
-    int          n_aliases;
-    const char **alias_keys;                 /* spellings in key form (report_key_norm): "lungs" */
-    const int   *alias_organ;                /* index into names for each alias */
-    int          n_ignore;
-    const char **ignore;                     /* spellings (key form) dropped with a note */
-};
-
-/* The compiled-in default, equal to pipelines/report-organs.yaml (a test checks it). */
-void report_organs_default(struct report_organs *o);
-/* Load an organ YAML (keys organs, aliases, ignore).  -1 + lasterr "file:line:col: ...". */
-int  report_organs_load(const char *path, struct tn_arena *a, struct report_organs *o);
-/* 1 when a and b hold the same organs, aliases (any order) and ignore lists. */
-int  report_organs_equal(const struct report_organs *a, const struct report_organs *b);
-
-/* Key form of a name, used for every organ and field-name comparison:
- * surrounding whitespace dropped, ASCII letters lowercased, and each run of
- * spaces, tabs, '_' and '-' made one space ("Thoracic_Aorta" -> "thoracic aorta").
- * Writes at most n bytes including the NUL; returns the length. */
-size_t report_key_norm(const char *s, char *out, size_t n);
-
-enum report_match {
-    REPORT_EXACT,                    /* the canonical name as is */
-    REPORT_CASE,                     /* canonical after report_key_norm ("Lung", " lung ") */
-    REPORT_ALIAS,                    /* an alias ("lungs") */
-    REPORT_IGNORED,                  /* in the ignore list */
-    REPORT_UNKNOWN,
-};
-/* Organ index for a key, or -1 (then *how is REPORT_IGNORED or REPORT_UNKNOWN). */
-int report_organ_find(const struct report_organs *o, const char *key, enum report_match *how);
-
-/* ---- CT-RATE abnormalities and the evaluated items (pipelines/ct-rate-abnormalities.yaml) ---- */
-
-struct report_item {
-    int         abn;                 /* index into report_abn.names */
-    const char *organ;               /* organ whose feature scores it: "lung" */
-    const char *negative;            /* prompt pair of method.md §6.3: "Not Emphysema." */
-    const char *positive;            /* "Emphysema." */
-};
-
-struct report_abn {
-    int                n;                        /* abnormalities (18 for CT-RATE) */
-    const char        *names[REPORT_MAX_ABN];    /* CT-CLIP order = label CSV column order */
-    int                n_items;                  /* evaluated abnormalities (16) */
-    struct report_item items[REPORT_MAX_ABN];    /* in evaluation (test_items) order */
-};
-
-void report_abn_default(struct report_abn *t);   /* equal to pipelines/ct-rate-abnormalities.yaml */
-int  report_abn_load(const char *path, struct tn_arena *a, struct report_abn *t);
-int  report_abn_equal(const struct report_abn *a, const struct report_abn *b);
-/* -1 + lasterr when an item's organ is not in the organ set. */
-int  report_abn_check_organs(const struct report_abn *t, const struct report_organs *o);
+/* Organ sets (struct org_set), key forms (org_key_norm) and the CT-RATE
+ * abnormality items (struct org_abn) are lib/organs.h. */
 
 /* ---- volume names and scan ids ---- */
 
@@ -132,6 +80,7 @@ enum {
     REPORT_F_FENCE = 2,              /* the payload was inside a Markdown code fence */
     REPORT_F_PROSE = 4,              /* text outside the fence / the JSON object was dropped */
     REPORT_F_BRACE = 8,              /* the JSON object was cut out of surrounding text (no fence) */
+    REPORT_F_YAML  = 16,             /* an LLM answer that is not JSON was read as YAML (report_normalise) */
 };
 
 enum report_syntax {
@@ -177,10 +126,10 @@ struct report_note {
 
 struct report_in {
     const char         *scan_id;                       /* NULL until known */
-    const char         *desc[REPORT_MAX_ORGANS];       /* findings text per organ (NUL-terminated); NULL = absent */
-    size_t              desc_n[REPORT_MAX_ORGANS];
-    const char         *conc[REPORT_MAX_ORGANS];       /* impression text per organ (NUL-terminated); NULL = absent */
-    size_t              conc_n[REPORT_MAX_ORGANS];
+    const char         *desc[ORG_MAX];       /* findings text per organ (NUL-terminated); NULL = absent */
+    size_t              desc_n[ORG_MAX];
+    const char         *conc[ORG_MAX];       /* impression text per organ (NUL-terminated); NULL = absent */
+    size_t              conc_n[ORG_MAX];
     int                 n_notes, cap_notes;
     struct report_note *notes;                         /* in the arena */
     int                 n_fix, n_warn, n_error;
@@ -196,12 +145,12 @@ enum {
  * report_parse_text) become notes; id_hint is the scan id to use when the report
  * names none (from a file name), NULL for none.  Returns 0 when usable
  * (in->n_error == 0), -1 otherwise. */
-int report_normalise(const struct report_organs *o, const struct report_node *root, int parse_flags,
+int report_normalise(const struct org_set *o, const struct report_node *root, int parse_flags,
                      const char *id_hint, int options, struct tn_arena *a, struct report_in *in);
 
 /* The fVLM pair: one scan's entry of desc_info.json and of conc_info.json
  * (either may be NULL when the scan is absent from that file). */
-int report_from_fvlm(const struct report_organs *o, const char *scan_id, const struct report_node *desc,
+int report_from_fvlm(const struct org_set *o, const char *scan_id, const struct report_node *desc,
                      const struct report_node *conc, struct tn_arena *a, struct report_in *in);
 
 /* Add a note (printf-style). */
@@ -231,12 +180,12 @@ struct report_out {
     const char  *scan_id;
     int          n;                             /* organs */
     const char **organs;                        /* borrowed from the organ set */
-    int          abnormal[REPORT_MAX_ORGANS];   /* 0 or 1 */
-    const char  *text[REPORT_MAX_ORGANS];       /* in the arena */
-    size_t       text_n[REPORT_MAX_ORGANS];
+    int          abnormal[ORG_MAX];   /* 0 or 1 */
+    const char  *text[ORG_MAX];       /* in the arena */
+    size_t       text_n[ORG_MAX];
 };
 
-void report_apply(const struct report_organs *o, const struct report_in *in, int flags, struct tn_arena *a,
+void report_apply(const struct org_set *o, const struct report_in *in, int flags, struct tn_arena *a,
                   struct report_out *out);
 
 /* ---- CT-RATE CSV files ---- */
@@ -248,14 +197,14 @@ struct csv_row;
 struct report_label_cols {
     int n_cols;                      /* fields per row */
     int volume;                      /* column of VolumeName */
-    int abn[REPORT_MAX_ABN];         /* column of each abnormality (t->names order) */
+    int abn[ORG_MAX_ABN];         /* column of each abnormality (t->names order) */
 };
-int report_label_header(const struct report_abn *t, const struct csv_row *row, const char *name,
+int report_label_header(const struct org_abn *t, const struct csv_row *row, const char *name,
                         struct report_label_cols *c);
 /* One data row: labels[i] in {0,1} for t->names[i]; *volume points into row.
  * -1 + lasterr "name:line: ..." on a wrong field count, an empty VolumeName or
  * a value other than 0 or 1. */
-int report_label_row(const struct report_abn *t, const struct report_label_cols *c, const struct csv_row *row,
+int report_label_row(const struct org_abn *t, const struct report_label_cols *c, const struct csv_row *row,
                      const char *name, const char **volume, int *labels);
 
 /* Column map of a CT-RATE report CSV (VolumeName, Findings_EN, Impressions_EN; others ignored). */
@@ -272,23 +221,10 @@ extern const char report_prompt_template[];   /* placeholders {{organs}} {{examp
  * {{findings}} or {{impression}}. */
 int  report_template_check(const char *tmpl);
 /* Fill a template for one report into out (cleared first). */
-void report_prompt(const struct report_organs *o, const char *tmpl, const char *findings, const char *impression,
+void report_prompt(const struct org_set *o, const char *tmpl, const char *findings, const char *impression,
                    struct csv_buf *out);
 /* The JSON Schema of the answer the prompt asks for (one line of JSON), for
  * servers that constrain their output to a schema. */
-void report_answer_schema(const struct report_organs *o, struct csv_buf *out);
-
-/* ---- a set of ids (duplicate detection, lookups) ---- */
-
-struct report_idset;
-struct report_idset *report_idset_new(void);
-/* Insert id with its origin ("a.jsonl:3") and a tag.  Returns NULL when id is
- * new, else (leaving the set unchanged) the origin of the first occurrence,
- * with its tag in *old_tag when old_tag is not NULL. */
-const char *report_idset_add(struct report_idset *s, const char *id, const char *origin, uint64_t tag,
-                             uint64_t *old_tag);
-/* Origin of id (and its tag), or NULL when absent. */
-const char *report_idset_get(const struct report_idset *s, const char *id, uint64_t *tag);
-void report_idset_free(struct report_idset *s);   /* NULL-safe */
+void report_answer_schema(const struct org_set *o, struct csv_buf *out);
 
 #endif

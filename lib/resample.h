@@ -2,8 +2,9 @@
  * resample.h - the maths of ct-resample: resizing a CT volume and its label
  * map to a target voxel size exactly as torch.nn.functional.interpolate does
  * (MONAI 1.3 Resize, used by the fVLM preprocessing), HU windowing, cropping
- * to the organs' bounding box and symmetric padding; plus organ sets (which
- * TotalSegmentator classes merge into which organ).
+ * to the organs' bounding box and symmetric padding; plus the merge table of
+ * an organ set (which TotalSegmentator classes merge into which organ: the
+ * sets themselves are lib/organs.h).
  *
  * Everything is in C order: a volume is [D, H, W] = [z, y, x], the NIfTI file
  * (x, y, z) read as is.  The reference (method.md 1.4-1.5) works on (x, y, z)
@@ -37,7 +38,7 @@
 
 #include <stdint.h>
 
-#include "cfg.h"
+#include "organs.h"
 #include "tensor.h"
 
 /* ---- per-axis index tables ---- */
@@ -129,28 +130,8 @@ struct rs_window {
 int rs_image_write(const struct rs_src *img, const struct rs_grid *g, const struct rs_window *w, float *out,
                    int threads);
 
-/* ---- organ sets ---- */
-#define RS_MAX_ORGANS 255
-struct rs_organ {
-    const char *name;
-    int         n_ids;
-    const long *ids;                 /* TotalSegmentator class ids merged into this organ */
-};
-struct rs_organs {
-    const char      *name;           /* "ct-rate" */
-    const char      *source;         /* file name, or "built-in" */
-    long             n_classes;      /* valid class ids are 1..n_classes */
-    int              n;
-    struct rs_organ *organs;         /* mask value k+1 = organs[k] */
-};
-/* The built-in CT-RATE set (lung, heart, esophagus, aorta), as YAML text
- * identical to pipelines/organs-ct-rate.yaml. */
-extern const char rs_organs_ct_rate_yaml[];
-/* Parse an organ set document (cfg tree); -1 + lasterr "file:line:col: ...". */
-int rs_organs_parse(const struct cfg_node *doc, struct tn_arena *a, struct rs_organs *o);
-/* Load from a YAML file, or the built-in set when path is NULL. */
-int rs_organs_load(const char *path, struct tn_arena *a, struct rs_organs *o);
+/* ---- the merge table of an organ set (struct org_classes, lib/organs.h) ---- */
 /* The merge table: lut with n = n_classes + 1 entries (arena). */
-void rs_organs_lut(const struct rs_organs *o, struct tn_arena *a, struct rs_lut *lut);
+void rs_organs_lut(const struct org_classes *o, struct tn_arena *a, struct rs_lut *lut);
 
 #endif

@@ -447,6 +447,21 @@ const char *rec_meta_str(const struct rec *r, const char *key) {
     return v && v->type == RV_STR ? v->v.s.p : NULL;
 }
 
+int rec_meta_strv(const struct rec *r, const char *key, const char ***out) {
+    const struct rec_val *v = rec_meta_get(r, key);
+    *out = NULL;
+    if (!v) return 0;
+    if (v->type != RV_ARRAY) return ct_seterr("meta '%s': not an array", key);
+    const char **s = tn_arena_alloc(r->arena, ((size_t)v->v.a.n + 1) * sizeof *s);
+    for (uint32_t i = 0; i < v->v.a.n; i++) {
+        if (v->v.a.items[i].type != RV_STR) return ct_seterr("meta '%s': item %u is not a string", key, i);
+        s[i] = v->v.a.items[i].v.s.p;
+    }
+    s[v->v.a.n] = NULL;
+    *out = s;
+    return (int)v->v.a.n;
+}
+
 /* ---- JSON printing ---- */
 
 static void json_str(FILE *f, const char *p, size_t n) {
@@ -539,6 +554,9 @@ struct rec_reader {
     ZSTD_DCtx *dctx;
     /* capture of raw bytes (metadata values) */
     struct rec_mp *cap;
+    /* rec_reader_set_tensor_filter */
+    int      (*keep)(const char *name, void *ctx);
+    void      *keep_ctx;
 };
 
 static void set_pipe_size(int fd) {
@@ -605,6 +623,11 @@ void rec_reader_close(struct rec_reader *rd) {
 }
 
 const char *rec_reader_path(const struct rec_reader *rd) { return rd->path; }
+
+void rec_reader_set_tensor_filter(struct rec_reader *rd, int (*keep)(const char *name, void *ctx), void *ctx) {
+    rd->keep = keep;
+    rd->keep_ctx = ctx;
+}
 
 /* read() into p up to n bytes; returns bytes read, 0 at EOF, -1 on error */
 static ssize_t rd_sys(struct rec_reader *rd, void *p, size_t n) {
@@ -1032,6 +1055,11 @@ static int read_record(struct rec_reader *rd, struct tn_arena *a, struct rec *r)
                 if (kr2 > 0) return ct_seterr("tensor name longer than %d bytes", TN_NAME_MAX - 1);
                 if (rec_tensor(r, t->name)) return ct_seterr("duplicate tensor '%s'", t->name);
                 if (r->n_tensors >= REC_MAX_TENSORS) return ct_seterr("more than %d tensors", REC_MAX_TENSORS);
+                if (rd->keep && !rd->keep(t->name, rd->keep_ctx)) {    /* filtered out: skip unread */
+                    struct tok v;
+                    if (rd_tok(rd, &v) != 0 || rd_skip_rest(rd, &v, 0) != 0) return ct_prefixerr("tensor '%s'", t->name);
+                    continue;
+                }
                 if (read_tensor(rd, a, t) != 0) return -1;
                 r->tensors[r->n_tensors++] = t;
             }

@@ -28,6 +28,11 @@
  *         tn_arena_reset(a);                                  // record's memory ends here
  *     }
  *     if (rc < 0 || rec_writer_close(out) != 0) ct_die("%s", ct_lasterr());
+ *
+ * Threads: a reader, a writer and a record (with its arena) belong to one
+ * thread at a time; different ones may be used from different threads, except
+ * rec_history_append (a per-process cache, below).  Decoded meta values
+ * (rec_meta_get) and string arrays (rec_meta_strv) live in the record's arena.
  */
 #ifndef CT_STREAM_H
 #define CT_STREAM_H
@@ -104,6 +109,11 @@ int  rec_meta_f64(const struct rec *r, const char *key, double *out, int max);
 int  rec_meta_i64(const struct rec *r, const char *key, int64_t *out, int max);
 /* String value or NULL (absent or not a string). */
 const char *rec_meta_str(const struct rec *r, const char *key);
+/* Strings: an array of strings, beside rec_meta_set_strv.  Returns the count
+ * (0 when absent) and sets *out to an array of that many pointers (plus a
+ * NULL), all in the record's arena (valid until it is reset), or -1 + lasterr
+ * "meta 'KEY': ..." when not an array or an item is not a string. */
+int  rec_meta_strv(const struct rec *r, const char *key, const char ***out);
 
 /* Helpers on decoded values */
 const struct rec_val *rec_val_map_get(const struct rec_val *v, const char *key);
@@ -123,7 +133,10 @@ int  rec_meta_del(struct rec *r, const char *key);
 void rec_meta_set_mat4(struct rec *r, const char *key, const double m[4][4]);
 /* 1 found, 0 absent, -1 + lasterr when malformed */
 int  rec_meta_mat4(const struct rec *r, const char *key, double m[4][4]);
-/* Append {"tool": progname, "version": CT_VERSION, "args": argv[1..]} to meta "history". */
+/* Append {"tool": progname, "version": CT_VERSION, "args": argv[1..]} to meta "history".
+ * Process state: the packed args (read from /proc/self/cmdline, in the order
+ * the user typed them) are built on the first call and cached for the process
+ * (rebuilt when argc changes), so call it from one thread at a time. */
 void rec_history_append(struct rec *r, int argc, char **argv);
 
 /* A small msgpack builder for nested metadata values (maps of arrays ...). */
@@ -164,6 +177,10 @@ int  rec_read(struct rec_reader *rd, struct tn_arena *arena, struct rec *r);
 void rec_reader_close(struct rec_reader *rd);
 /* The input being read ("-" for stdin). */
 const char *rec_reader_path(const struct rec_reader *rd);
+/* Keep only the tensors whose name keep(name, ctx) accepts (nonzero); the others are skipped
+ * without being stored (their bytes are still read, so truncation is still an error).  For a
+ * stage that needs a few tensors of a large weights record.  keep NULL = every tensor (default). */
+void rec_reader_set_tensor_filter(struct rec_reader *rd, int (*keep)(const char *name, void *ctx), void *ctx);
 
 /* ---- writing streams ---- */
 enum rec_codec { REC_RAW, REC_ZSTD };
@@ -181,7 +198,11 @@ void rec_wopts_default(struct rec_wopts *o);
 struct rec_writer;
 /* path "-" = stdout (refused when it is a terminal); any other path is written
  * to a temporary file renamed into place by rec_writer_close().  o NULL =
- * rec_wopts_default().  NULL + lasterr. */
+ * rec_wopts_default().  NULL + lasterr.
+ * Process state: sets SIGPIPE to SIG_IGN for the whole process (never
+ * restored), so that a reader that goes away is the error "write: broken pipe"
+ * from rec_write / rec_writer_close rather than a silent death by signal (exit
+ * 141); textout_open (textout.h) does the same for text outputs. */
 struct rec_writer *rec_writer_open(const char *path, const struct rec_wopts *o);
 int  rec_write(struct rec_writer *w, const struct rec *r);   /* 0, or -1 + lasterr */
 /* Flush and close (rename into place for files); -1 + lasterr on any failed write. */

@@ -178,6 +178,13 @@ char *tn_arena_strdup(struct tn_arena *a, const char *s) {
     return d;
 }
 
+char *tn_arena_strndup(struct tn_arena *a, const char *s, size_t n) {
+    char *d = tn_arena_alloc(a, n + 1);
+    memcpy(d, s, n);
+    d[n] = 0;
+    return d;
+}
+
 static void blocks_free(struct arena_block *b, struct arena_block *stop) {
     while (b && b != stop) {
         struct arena_block *next = b->next;
@@ -208,8 +215,8 @@ void tn_arena_free(struct tn_arena *a) {
 
 size_t tn_arena_used(const struct tn_arena *a) { return a->used; }
 
-struct tn_tensor *tn_new(struct tn_arena *a, enum tn_dtype dtype, int ndim, const int64_t *shape,
-                         const char *name) {
+struct tn_tensor *tn_view(struct tn_arena *a, enum tn_dtype dtype, int ndim, const int64_t *shape, void *data,
+                          const char *name) {
     CT_ASSERT(ndim >= 0 && ndim <= TN_MAX_DIMS);
     CT_ASSERT((unsigned)dtype < TN_DTYPE_COUNT);
     struct tn_tensor *t = tn_arena_alloc(a, sizeof *t);
@@ -218,10 +225,16 @@ struct tn_tensor *tn_new(struct tn_arena *a, enum tn_dtype dtype, int ndim, cons
     t->ndim = ndim;
     for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
     tn_set_contiguous(t);
-    int64_t n = tn_numel(t);
-    CT_ASSERT(n >= 0);
-    t->data = tn_arena_alloc(a, (size_t)n * tn_dtype_size(dtype));
+    CT_ASSERT(tn_numel(t) >= 0);
+    t->data = data;
     snprintf(t->name, sizeof t->name, "%s", name ? name : "");
+    return t;
+}
+
+struct tn_tensor *tn_new(struct tn_arena *a, enum tn_dtype dtype, int ndim, const int64_t *shape,
+                         const char *name) {
+    struct tn_tensor *t = tn_view(a, dtype, ndim, shape, NULL, name);
+    t->data = tn_arena_alloc(a, (size_t)tn_numel(t) * tn_dtype_size(dtype));
     return t;
 }
 

@@ -65,6 +65,8 @@ struct tn_arena *tn_arena_new(size_t block_nbytes);
 /* 64-byte aligned, uninitialised memory that lives until reset/free. */
 void *tn_arena_alloc(struct tn_arena *a, size_t nbytes);
 char *tn_arena_strdup(struct tn_arena *a, const char *s);
+/* The n bytes at s (which may hold no NUL) and a NUL. */
+char *tn_arena_strndup(struct tn_arena *a, const char *s, size_t n);
 /* Releases everything allocated since creation (keeps the first block). */
 void  tn_arena_reset(struct tn_arena *a);
 void  tn_arena_free(struct tn_arena *a);
@@ -73,6 +75,11 @@ size_t tn_arena_used(const struct tn_arena *a); /* bytes handed out since reset 
 /* A new contiguous tensor with uninitialised data from the arena. */
 struct tn_tensor *tn_new(struct tn_arena *a, enum tn_dtype dtype, int ndim, const int64_t *shape,
                          const char *name);
+/* A contiguous tensor over memory the arena does not own (a scratch or mapped
+ * buffer, another tensor's data): only the struct is in the arena; data must
+ * outlive every use of the view (a record written with it, for one). */
+struct tn_tensor *tn_view(struct tn_arena *a, enum tn_dtype dtype, int ndim, const int64_t *shape, void *data,
+                          const char *name);
 /* Same, data zero-filled. */
 struct tn_tensor *tn_zeros(struct tn_arena *a, enum tn_dtype dtype, int ndim, const int64_t *shape,
                            const char *name);

@@ -141,9 +141,9 @@ struct wp_vocab *wp_vocab_parse(const char *text, size_t n, const char *name) {
 }
 
 struct wp_vocab *wp_vocab_load(const char *path) {
+    char *buf;
     size_t n;
-    char *buf = ct_read_file(path, &n);
-    if (!buf) return NULL;
+    if (ct_read_file(path, &buf, &n) != 0) return NULL;
     struct wp_vocab *v = wp_vocab_parse(buf, n, path);
     free(buf);
     return v;

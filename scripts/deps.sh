@@ -7,9 +7,9 @@ set -eu
 [ "${CT_NO_DEPS:-0}" = 1 ] && exit 0
 
 build="gcc make pkg-config libc6-dev zlib1g-dev libnifti2-dev libmsgpack-dev libzstd-dev
-libopenblas-dev libyaml-dev libdeflate-dev libjansson-dev"
+libopenblas-dev libyaml-dev libdeflate-dev libjansson-dev libpng-dev"
 test="python3 python3-numpy python3-scipy python3-torch python3-nibabel python3-sklearn
-python3-msgpack python3-zstandard python3-yaml zstd"
+python3-msgpack python3-zstandard python3-yaml zstd librsvg2-bin"
 
 case "${1:-build}" in
 build) want=$build ;;

@@ -182,20 +182,6 @@ static int is_oblique(const struct nii_image *im) {
     return 0;
 }
 
-/* A 3-D tensor struct (arena) over caller memory. */
-static struct tn_tensor *tn_wrap(struct tn_arena *a, enum tn_dtype dt, const int64_t shape[3], const char *name,
-                                 void *data) {
-    struct tn_tensor *t = tn_arena_alloc(a, sizeof *t);
-    memset(t, 0, sizeof *t);
-    t->dtype = dt;
-    t->ndim = 3;
-    for (int i = 0; i < 3; i++) t->shape[i] = shape[i];
-    tn_set_contiguous(t);
-    t->data = data;
-    snprintf(t->name, sizeof t->name, "%s", name);
-    return t;
-}
-
 /* ---- metadata helpers ---- */
 
 static void meta_bool(struct rec *r, const char *key, int v) {
@@ -204,7 +190,7 @@ static void meta_bool(struct rec *r, const char *key, int v) {
     rec_meta_set_mp(r, key, &m);
 }
 
-static void meta_organs(struct rec *r, const struct rs_organs *o) {
+static void meta_organs(struct rec *r, const struct org_classes *o) {
     struct rec_mp m = { 0 };
     rec_mp_array(&m, (uint32_t)o->n);
     for (int k = 0; k < o->n; k++) {
@@ -285,7 +271,7 @@ static void *ct_job_main(void *p) {
 
 struct run {
     const struct opts *o;
-    struct rs_organs   organs;
+    struct org_classes   organs;
     struct rs_lut      lut;
     struct tn_arena   *a, *alab, *act;   /* record, label map, CT tensor structs */
     struct vbuf        ctbuf, labbuf;    /* CT and label voxels, reused across cases */
@@ -331,7 +317,7 @@ static int process_case(struct run *R, const struct ct_case *cs) {
     struct rs_src ls = { 0 };
     struct tn_tensor *mask = NULL;
     struct tn_tensor *image = NULL;
-    int64_t counts[RS_MAX_ORGANS + 1] = { 0 };
+    int64_t counts[ORG_MAX_MASK + 1] = { 0 };
     int cropped = 0;
     size_t n_out = 0;
     /* With threads, the CT inflates in a second thread from here on while the
@@ -405,7 +391,7 @@ static int process_case(struct run *R, const struct ct_case *cs) {
     rs_grid_pad(&g, o->rp.pad_to);
     n_out = (size_t)(g.out_shape[0] * g.out_shape[1] * g.out_shape[2]);
     if (cs->label) {
-        mask = tn_wrap(R->a, TN_U8, g.out_shape, "mask", vbuf_get(&R->maskbuf, n_out));
+        mask = tn_view(R->a, TN_U8, 3, g.out_shape, vbuf_get(&R->maskbuf, n_out), "mask");
         populate(mask->data, n_out);
         if (rs_labels_write(&ls, &R->lut, &g, mask->data, counts, R->organs.n + 1, async ? 1 : R->threads) != 0) {
             ct_prefixerr("%s", cs->label);
@@ -414,7 +400,7 @@ static int process_case(struct run *R, const struct ct_case *cs) {
         vbuf_release(&R->labbuf);                 /* the label map's voxels end here */
         STAGE("mask");
     }
-    image = tn_wrap(R->a, TN_F32, g.out_shape, "image", vbuf_get(&R->imgbuf, n_out * 4));
+    image = tn_view(R->a, TN_F32, 3, g.out_shape, vbuf_get(&R->imgbuf, n_out * 4), "image");
     rc = 0;
 join:
     if (async) {
@@ -451,8 +437,8 @@ join:
     rec_init(&r, R->a, "ct.case/1", cs->id);
     rec_add_tensor(&r, image);
     if (mask) rec_add_tensor(&r, mask);
-    const char *names[RS_MAX_ORGANS];
-    int64_t vox[RS_MAX_ORGANS];
+    const char *names[ORG_MAX_MASK];
+    int64_t vox[ORG_MAX_MASK];
     int n_org = mask ? R->organs.n : 0;
     for (int k = 0; k < n_org; k++) names[k] = R->organs.organs[k].name, vox[k] = counts[k + 1];
     rec_meta_set_strv(&r, "organs", names, n_org);
@@ -580,7 +566,7 @@ int main(int argc, char **argv) {
         case 'k': o.keep_going = 1; break;
         case OPT_ORGANS: o.organs = optarg; break;
         case OPT_PRINT_ORGANS:
-            fputs(rs_organs_ct_rate_yaml, stdout);
+            fputs(org_classes_ct_rate_yaml, stdout);
             return fflush(stdout) == 0 ? CT_EXIT_OK : CT_EXIT_FAIL;
         case OPT_SPACING: parse_triple_double("--spacing", optarg, o.rp.spacing_mm, 1); break;
         case OPT_NO_XY_SWAP: o.rp.xy_swap = 0; break;
@@ -625,7 +611,7 @@ int main(int argc, char **argv) {
     R.alab = tn_arena_new(0);
     R.act = tn_arena_new(0);
     struct tn_arena *cfg_arena = tn_arena_new(0);
-    if (rs_organs_load(o.organs, cfg_arena, &R.organs) != 0) ct_die("%s", ct_lasterr());
+    if (org_classes_load(o.organs, cfg_arena, &R.organs) != 0) ct_die("%s", ct_lasterr());
     rs_organs_lut(&R.organs, cfg_arena, &R.lut);
 
     struct ct_case *cases = NULL;

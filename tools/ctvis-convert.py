@@ -18,10 +18,11 @@ tests/ref/visd_ref.py, and fails when the encoder does not match.
 --random SEED builds the reference model with PyTorch's default initialisation (torch.manual_seed)
 and random BatchNorm statistics, saves it in the LAVIS layout (two files, split as the released
 ones are, with stale BN statistics in the VQ-VAE file that the merge must override), then converts
-those files like real ones.  The record is labelled meta.untrained = true.  It includes a random
-text encoder (tests/ref/bert_ref.py: BERT-base size by default, --text-layers/--text-hidden/
---text-heads/--text-intermediate/--text-vocab-size for small test models) with text_proj
-[256, hidden] and temp 0.07.
+those files like real ones.  The record is labelled meta.untrained = true.  With --text (implied
+by --text-only and by the size options) it includes a random text encoder (tests/ref/bert_ref.py:
+BERT-base size by default, --text-layers/--text-hidden/--text-heads/--text-intermediate/
+--text-vocab-size for small test models) with text_proj [256, hidden] and temp 0.07; without,
+the image model, heads and VQ-VAE only, as before.
 
 --vocab FILE stores the text encoder's vocab.txt in the record (tensor text_vocab, u8 [bytes]), so
 that text-encode needs no other file; the checkpoints do not contain it (it ships with the
@@ -209,8 +210,10 @@ def main():
     ap.add_argument("--text-heads", type=int, metavar="N", help="attention heads of the text encoder, stored as "
                     "meta text_heads (default: width / 64; CXR-BERT: 12)")
     g = ap.add_argument_group("random text encoder (--random)")
-    g.add_argument("--text-layers", type=int, default=12, metavar="N", help="layers (default 12)")
-    g.add_argument("--text-hidden", type=int, default=768, metavar="H", help="width (default 768)")
+    g.add_argument("--text", action="store_true", help="add a random text encoder (BERT-base size unless "
+                   "the options below say otherwise; implied by --text-only and by them)")
+    g.add_argument("--text-layers", type=int, metavar="N", help="layers (default 12)")
+    g.add_argument("--text-hidden", type=int, metavar="H", help="width (default 768)")
     g.add_argument("--text-intermediate", type=int, metavar="N", help="feed-forward width (default 4 H)")
     g.add_argument("--text-vocab-size", type=int, metavar="N",
                    help="embedding rows (default: the lines of --vocab, else 30522)")
@@ -235,14 +238,19 @@ def main():
             die("%s: not UTF-8 (not a vocab.txt)" % a.vocab)
         if "[UNK]" not in vocab_lines or "[CLS]" not in vocab_lines or "[SEP]" not in vocab_lines:
             die("%s: no [UNK], [CLS] or [SEP] token (not a BERT vocab.txt)" % a.vocab)
-    hidden = a.text_hidden
+    want_text = a.text or a.text_only or any(x is not None for x in (
+        a.text_layers, a.text_hidden, a.text_intermediate, a.text_vocab_size))
+    if want_text and (a.no_text or a.encoder_only):
+        ap.error("a random text encoder excludes --no-text and --encoder-only")
+    hidden = a.text_hidden or 768
+    a.text_layers = a.text_layers or 12
     if hidden < 1 or a.text_layers < 1:
         ap.error("--text-hidden and --text-layers must be positive")
     heads = a.text_heads or (hidden // 64 if hidden % 64 == 0 else None)
     if heads is None or heads < 1 or hidden % heads:
         ap.error("--text-heads: give a number of heads dividing --text-hidden %d" % hidden)
     nvocab = a.text_vocab_size or (vocab_nlines if vocab_bytes else 30522)
-    text_cfg = None if a.no_text or a.encoder_only else {
+    text_cfg = None if not want_text else {
         "vocab": nvocab, "hidden": hidden, "layers": a.text_layers, "heads": heads,
         "inter": a.text_intermediate or 4 * hidden}
     meta = {}
@@ -279,7 +287,8 @@ def main():
         die("--text-only: the checkpoint has no text encoder (text_encoder.*)")
     arrays = {k: to_numpy(v) for k, v in sd.items() if torch.is_tensor(v)}
     if has_text:
-        meta["text_heads"] = heads
+        width = arrays[TEXT + "embeddings.word_embeddings.weight"].shape[1]
+        meta["text_heads"] = a.text_heads or (heads if text_cfg else width // 64)
         if vocab_bytes is not None:
             rows = arrays[TEXT + "embeddings.word_embeddings.weight"].shape[0]
             if vocab_nlines > rows:

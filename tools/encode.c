@@ -15,6 +15,7 @@
 
 #include "cli.h"
 #include "ct.h"
+#include "names.h"
 #include "nn.h"
 #include "stream.h"
 
@@ -67,24 +68,20 @@ static void cache_store(struct cache *c, const struct tn_tensor *img) {
     c->valid = 1;
 }
 
-/* window_organs as an array of strings (pointers into the record's arena) */
-static int organ_names(const struct rec *r, const char ***names, int *n) {
-    const struct rec_val *v = rec_meta_get(r, "window_organs");
-    if (!v) return ct_seterr("missing meta 'window_organs' (not a mask-pool window?)");
-    if (v->type != RV_ARRAY) return ct_seterr("meta 'window_organs' is not an array");
-    *n = (int)v->v.a.n;
-    *names = tn_arena_alloc(r->arena, (size_t)(*n + 1) * sizeof **names);
-    for (int i = 0; i < *n; i++) {
-        if (v->v.a.items[i].type != RV_STR) return ct_seterr("meta 'window_organs' item %d is not a string", i);
-        (*names)[i] = v->v.a.items[i].v.s.p;
-    }
-    return 0;
+#define MAX_WINDOW_ORGANS 64
+
+/* window_organs (pointers into the record's arena): the count, or -1 + lasterr */
+static int organ_names(const struct rec *r, const char ***names) {
+    if (!rec_meta_has(r, NM_M_WINDOW_ORGANS)) return ct_seterr("missing meta 'window_organs' (not a mask-pool window?)");
+    int n = rec_meta_strv(r, NM_M_WINDOW_ORGANS, names);
+    if (n > MAX_WINDOW_ORGANS) return ct_seterr("more than %d window organs", MAX_WINDOW_ORGANS);
+    return n;
 }
 
 /* tok{s}/X: 1-D i32, strictly ascending, in [0, len) */
 static struct tn_tensor *token_tensor(const struct rec *r, int s, const char *organ, int64_t len) {
     char name[TN_NAME_MAX];
-    snprintf(name, sizeof name, "tok%d/%s", s, organ);
+    snprintf(name, sizeof name, NM_T_TOK, s, organ);
     struct tn_tensor *t = rec_tensor(r, name);
     if (!t) {
         ct_seterr("missing token flags '%s' (encode needs mask-pool's tok1..4 for each window organ)", name);
@@ -121,8 +118,8 @@ struct ctx {
 };
 
 static int process(struct ctx *c, struct rec *r, struct rec_writer *out, int argc, char **argv) {
-    if (rec_expect(r, "ct.window", 1) != 0) return -1;
-    struct tn_tensor *img = rec_tensor_req(r, "image");
+    if (rec_expect(r, NM_WINDOW_NAME, NM_WINDOW_MAJOR) != 0) return -1;
+    struct tn_tensor *img = rec_tensor_req(r, NM_T_IMAGE);
     if (!img) return -1;
     char sh[96];
     if (img->dtype != TN_F32 || img->ndim != 3)
@@ -143,10 +140,9 @@ static int process(struct ctx *c, struct rec *r, struct rec_writer *out, int arg
     nn_visd_grids(img->shape, grid);
     const char **organs = NULL;
     int n_organs = 0;
-    struct tn_tensor *tok[4][64];
+    struct tn_tensor *tok[4][MAX_WINDOW_ORGANS];
     if (!c->o->any_shape) {
-        if (organ_names(r, &organs, &n_organs) != 0) return -1;
-        if (n_organs > 64) return ct_seterr("more than 64 window organs");
+        if ((n_organs = organ_names(r, &organs)) < 0) return -1;
         for (int i = 0; i < n_organs; i++)
             for (int s = 0; s < 4; s++)
                 if (!(tok[s][i] = token_tensor(r, s + 1, organs[i], grid[s][0] * grid[s][1] * grid[s][2]))) return -1;
@@ -169,26 +165,26 @@ static int process(struct ctx *c, struct rec *r, struct rec_writer *out, int arg
     }
     /* output */
     struct rec o;
-    rec_init(&o, r->arena, "ct.tokens/1", r->id);
+    rec_init(&o, r->arena, NM_TOKENS, r->id);
     rec_meta_copy(&o, r);
-    rec_meta_set_str(&o, "weights_id", c->weights_id);
-    if (c->weights_sha) rec_meta_set_str(&o, "weights_sha256", c->weights_sha);
+    rec_meta_set_str(&o, NM_M_WEIGHTS_ID, c->weights_id);
+    if (c->weights_sha) rec_meta_set_str(&o, NM_M_WEIGHTS_SHA256, c->weights_sha);
     struct rec_mp mp = { 0 };
     rec_mp_bool(&mp, c->weights_untrained);
-    rec_meta_set_mp(&o, "weights_untrained", &mp);
+    rec_meta_set_mp(&o, NM_M_WEIGHTS_UNTRAINED, &mp);
     rec_mp_array(&mp, 4);
     for (int s = 0; s < 4; s++) {
         rec_mp_array(&mp, 3);
         for (int a = 0; a < 3; a++) rec_mp_i64(&mp, grid[s][a]);
     }
-    rec_meta_set_mp(&o, "stage_grids", &mp);
+    rec_meta_set_mp(&o, NM_M_STAGE_GRIDS, &mp);
     rec_meta_set_i64(&o, "embed_dim", NN_VISD_EMBED);
     for (int i = 0; i < n_organs; i++)
         for (int s = 0; s < 4; s++) {
             char name[TN_NAME_MAX];
             int64_t n = tok[s][i]->shape[0];
             int64_t shape[2] = { n, NN_VISD_EMBED };
-            snprintf(name, sizeof name, "emb%d/%s", s + 1, organs[i]);
+            snprintf(name, sizeof name, NM_T_EMB, s + 1, organs[i]);
             struct tn_tensor *e = tn_new(r->arena, TN_F32, 2, shape, name);
             if (nn_visd_proj(c->model, s + 1, tok[s][i]->data, n, e->data, c->threads) != 0) return -1;
             rec_add_tensor(&o, e);
@@ -199,7 +195,7 @@ static int process(struct ctx *c, struct rec *r, struct rec_writer *out, int arg
             char name[TN_NAME_MAX];
             int64_t len = grid[s][0] * grid[s][1] * grid[s][2];
             int64_t shape[2] = { len, NN_VISD_EMBED };
-            snprintf(name, sizeof name, "map%d", s + 1);
+            snprintf(name, sizeof name, NM_T_MAP, s + 1);
             struct tn_tensor *m = tn_new(r->arena, TN_F32, 2, shape, name);
             if (nn_visd_proj(c->model, s + 1, NULL, len, m->data, c->threads) != 0) return -1;
             rec_add_tensor(&o, m);
@@ -217,13 +213,13 @@ static void load_weights(struct ctx *c, const char *path, struct tn_arena *a) {
     int rc = rec_read(in, a, &w);
     if (rc < 0) ct_die("%s: %s", path, ct_lasterr());
     if (rc == 0) ct_die("%s: empty stream (no ct.weights/1 record)", path);
-    if (rec_expect(&w, "ct.weights", 1) != 0) ct_die("%s: %s", path, ct_lasterr());
+    if (rec_expect(&w, NM_WEIGHTS_NAME, NM_WEIGHTS_MAJOR) != 0) ct_die("%s: %s", path, ct_lasterr());
     c->model = nn_visd_new(&w);
     if (!c->model) ct_die("%s: %s", path, ct_lasterr());
-    const char *sha = rec_meta_str(&w, "sha256");
+    const char *sha = rec_meta_str(&w, NM_M_SHA256);
     c->weights_id = ct_xstrdup(w.id);
     c->weights_sha = sha ? ct_xstrdup(sha) : NULL;
-    const struct rec_val *u = rec_meta_get(&w, "untrained");
+    const struct rec_val *u = rec_meta_get(&w, NM_M_UNTRAINED);
     c->weights_untrained = u && u->type == RV_BOOL && u->v.b;
     rec_reader_close(in);
 }

@@ -18,12 +18,11 @@
 #include "cli.h"
 #include "ct.h"
 #include "maskpool.h"
+#include "names.h"
+#include "organs.h"
 #include "stream.h"
 
-#define ORGAN_NAME_MAX 100           /* "tok1/" + name must fit a tensor name */
 #define MAX_SELECT     MP_MAX_ORGANS
-
-static const char *const default_organs[] = { "lung", "heart", "esophagus", "aorta" };   /* CT-RATE order */
 
 struct opts {
     int         n_select;            /* 0 = every organ of the case */
@@ -98,20 +97,6 @@ static void scratch_free(void) {
     free(scratch_image.p);
 }
 
-/* A record tensor over memory the record does not own (a scratch buffer). */
-static struct tn_tensor *tensor_view(struct tn_arena *a, enum tn_dtype dtype, const int64_t shape[3], void *data,
-                                     const char *name) {
-    struct tn_tensor *t = tn_arena_alloc(a, sizeof *t);
-    memset(t, 0, sizeof *t);
-    t->dtype = dtype;
-    t->ndim = 3;
-    memcpy(t->shape, shape, 3 * sizeof *shape);
-    tn_set_contiguous(t);
-    t->data = data;
-    snprintf(t->name, sizeof t->name, "%s", name);
-    return t;
-}
-
 /* ---- the case: what every window of one record shares ---- */
 
 struct window_plan {
@@ -147,20 +132,20 @@ struct case_ctx {
 
 /* The case's organ names: meta 'organs' or the CT-RATE default. */
 static int read_organs(const struct rec *r, struct case_ctx *c) {
-    const struct rec_val *v = rec_meta_get(r, "organs");
-    if (!v) {
-        c->n_organs = 4;
-        for (int k = 0; k < 4; k++) c->organs[k] = default_organs[k];
+    if (!rec_meta_has(r, NM_M_ORGANS)) {
+        c->n_organs = ORG_CT_RATE_N;
+        for (int k = 0; k < ORG_CT_RATE_N; k++) c->organs[k] = org_ct_rate[k];
         return 0;
     }
-    if (v->type != RV_ARRAY || v->v.a.n == 0 || v->v.a.n > MP_MAX_ORGANS)
+    const char **names;
+    c->n_organs = rec_meta_strv(r, NM_M_ORGANS, &names);
+    if (c->n_organs < 0) return -1;
+    if (c->n_organs == 0 || c->n_organs > MP_MAX_ORGANS)
         return ct_seterr("meta 'organs' must be an array of 1 to %d names", MP_MAX_ORGANS);
-    c->n_organs = (int)v->v.a.n;
+    memcpy(c->organs, names, (size_t)c->n_organs * sizeof *names);
     for (int k = 0; k < c->n_organs; k++) {
-        const struct rec_val *s = &v->v.a.items[k];
-        if (s->type != RV_STR || s->v.s.n == 0 || s->v.s.n > ORGAN_NAME_MAX || strchr(s->v.s.p, '/'))
-            return ct_seterr("meta 'organs'[%d] is not an organ name (1-%d characters, no '/')", k, ORGAN_NAME_MAX);
-        c->organs[k] = s->v.s.p;
+        if (!org_name_valid(c->organs[k], strlen(c->organs[k])))
+            return ct_seterr("meta 'organs'[%d] is not an organ name (1-%d characters, no '/')", k, ORG_NAME_MAX);
         for (int j = 0; j < k; j++)
             if (!strcmp(c->organs[j], c->organs[k])) return ct_seterr("meta 'organs' names '%s' twice", c->organs[k]);
     }
@@ -187,8 +172,8 @@ static int unknown_organ(const struct case_ctx *c, const char *name) {
 static int plan_case(const struct opts *o, struct rec *r, struct case_ctx *c) {
     memset(c, 0, sizeof *c);
     c->in = r;
-    if (rec_expect(r, "ct.case", 1) != 0) return -1;
-    struct tn_tensor *img = rec_tensor(r, "image"), *msk = rec_tensor(r, "mask");
+    if (rec_expect(r, NM_CASE_NAME, NM_CASE_MAJOR) != 0) return -1;
+    struct tn_tensor *img = rec_tensor(r, NM_T_IMAGE), *msk = rec_tensor(r, NM_T_MASK);
     if (!msk) return ct_seterr("no 'mask' tensor (a ct.case/1 record carries 'image' and 'mask')");
     if (!img) return ct_seterr("no 'image' tensor (a ct.case/1 record carries 'image' and 'mask')");
     char s1[64], s2[64];
@@ -227,9 +212,9 @@ static int plan_case(const struct opts *o, struct rec *r, struct case_ctx *c) {
      * exactly the mask's counts, so when absent they are computed; when present
      * they must agree, or the mask was changed after the counts were made. */
     for (int k = 0; k < c->n_organs; k++) c->organ_voxels[k] = c->box[k].n;
-    if (rec_meta_has(r, "organ_voxels")) {
+    if (rec_meta_has(r, NM_M_ORGAN_VOXELS)) {
         int64_t given[MP_MAX_ORGANS + 1];
-        int n = rec_meta_i64(r, "organ_voxels", given, MP_MAX_ORGANS + 1);
+        int n = rec_meta_i64(r, NM_M_ORGAN_VOXELS, given, MP_MAX_ORGANS + 1);
         if (n < 0) return -1;
         if (n != c->n_organs)
             return ct_seterr("meta 'organ_voxels' has %d counts for %d organs", n, c->n_organs);
@@ -238,8 +223,8 @@ static int plan_case(const struct opts *o, struct rec *r, struct case_ctx *c) {
                 return ct_seterr("meta 'organ_voxels' gives %s %lld voxels but the mask holds %lld", c->organs[k],
                                  (long long)given[k], (long long)c->box[k].n);
     }
-    if (rec_meta_has(r, "affine")) {
-        if (rec_meta_mat4(r, "affine", c->affine) != 1) return ct_prefixerr("meta 'affine'");
+    if (rec_meta_has(r, NM_M_AFFINE)) {
+        if (rec_meta_mat4(r, NM_M_AFFINE, c->affine) != 1) return ct_prefixerr("meta 'affine'");
         c->have_affine = 1;
     }
 
@@ -296,19 +281,19 @@ static void set_skipped(struct rec *w, const struct case_ctx *c) {
 static void set_window_meta(const struct opts *o, struct rec *w, const struct case_ctx *c,
                             const struct window_plan *p) {
     const int n = c->n_organs, k = p->organ;
-    rec_meta_set_str(w, "organ", c->organs[k]);
-    rec_meta_set_i64(w, "organ_index", k);
-    rec_meta_set_strv(w, "organs", c->organs, n);
+    rec_meta_set_str(w, NM_M_ORGAN, c->organs[k]);
+    rec_meta_set_i64(w, NM_M_ORGAN_INDEX, k);
+    rec_meta_set_strv(w, NM_M_ORGANS, c->organs, n);
     const char *kept[MP_MAX_ORGANS];
     int n_kept = 0;
     for (int j = 0; j < n; j++)
         if (p->reason[j] == MP_KEPT) kept[n_kept++] = c->organs[j];
-    rec_meta_set_strv(w, "window_organs", kept, n_kept);
-    rec_meta_set_str(w, "mode", o->multi ? "multi" : "single");
-    rec_meta_set_i64v(w, "window_offset", p->win.offset, 3);
-    rec_meta_set_i64v(w, "window_size", p->win.size, 3);
-    rec_meta_set_i64v(w, "case_shape", c->shape, 3);
-    rec_meta_set_i64v(w, "organ_voxels", c->organ_voxels, n);
+    rec_meta_set_strv(w, NM_M_WINDOW_ORGANS, kept, n_kept);
+    rec_meta_set_str(w, NM_M_MODE, o->multi ? "multi" : "single");
+    rec_meta_set_i64v(w, NM_M_WINDOW_OFFSET, p->win.offset, 3);
+    rec_meta_set_i64v(w, NM_M_WINDOW_SIZE, p->win.size, 3);
+    rec_meta_set_i64v(w, NM_M_CASE_SHAPE, c->shape, 3);
+    rec_meta_set_i64v(w, NM_M_ORGAN_VOXELS, c->organ_voxels, n);
     rec_meta_set_i64v(w, "window_voxels", p->flags.voxels + 1, n);
     double frac[MP_MAX_ORGANS];
     for (int j = 0; j < n; j++)
@@ -323,7 +308,7 @@ static void set_window_meta(const struct opts *o, struct rec *w, const struct ca
         rec_mp_array(&m, 3);
         for (int a = 0; a < 3; a++) rec_mp_i64(&m, p->flags.grid[s][a]);
     }
-    rec_meta_set_mp(w, "token_grids", &m);
+    rec_meta_set_mp(w, NM_M_TOKEN_GRIDS, &m);
     rec_meta_set_i64v(w, "roi", o->roi, 3);
     rec_meta_set_i64v(w, "pad_multiple", o->mult, 3);
     if (o->multi) {
@@ -348,15 +333,15 @@ static void set_window_meta(const struct opts *o, struct rec *w, const struct ca
         memcpy(A, c->affine, sizeof A);
         for (int i = 0; i < 3; i++)
             for (int a = 0; a < 3; a++) A[i][3] += c->affine[i][a] * (double)p->win.offset[a];
-        rec_meta_set_mat4(w, "affine", A);
-        rec_meta_set_mat4(w, "case_affine", c->affine);
+        rec_meta_set_mat4(w, NM_M_AFFINE, A);
+        rec_meta_set_mat4(w, NM_M_CASE_AFFINE, c->affine);
     }
 }
 
 static int write_window(const struct opts *o, const struct case_ctx *c, const struct window_plan *p,
                         struct tn_arena *a, struct rec_writer *out, int argc, char **argv) {
     struct rec w;
-    rec_init(&w, a, "ct.window/1", c->in->id);
+    rec_init(&w, a, NM_WINDOW, c->in->id);
     rec_meta_copy(&w, c->in);                  /* spacing_mm, source, history ... pass through */
     set_window_meta(o, &w, c, p);
     const int64_t *pd = p->win.padded, *ws = p->win.size;
@@ -368,20 +353,20 @@ static int write_window(const struct opts *o, const struct case_ctx *c, const st
         img = scratch_get(&scratch_image, (size_t)(pd[0] * pd[1] * pd[2]) * sizeof *img);
         mp_window_copy_f32(c->image, c->shape, &p->win, img);
     }
-    rec_add_tensor(&w, tensor_view(a, TN_F32, pd, img, "image"));
-    rec_add_tensor(&w, tensor_view(a, TN_U8, pd, p->mask, "mask"));
+    rec_add_tensor(&w, tn_view(a, TN_F32, 3, pd, img, NM_T_IMAGE));
+    rec_add_tensor(&w, tn_view(a, TN_U8, 3, pd, p->mask, NM_T_MASK));
     for (int j = 0; j < c->n_organs; j++) {
         if (p->reason[j] != MP_KEPT) continue;
         for (int s = 0; s < MP_N_STAGES; s++) {
             char name[TN_NAME_MAX];
             int64_t n = mp_flags_list(&p->flags, s, j + 1, NULL);
-            snprintf(name, sizeof name, "tok%d/%s", s + 1, c->organs[j]);
+            snprintf(name, sizeof name, NM_T_TOK, s + 1, c->organs[j]);
             struct tn_tensor *t = tn_new(a, TN_I32, 1, &n, name);
             mp_flags_list(&p->flags, s, j + 1, t->data);
             rec_add_tensor(&w, t);
             if (o->bits) {
                 int64_t nb = (p->flags.n_tokens[s] + 7) / 8;
-                snprintf(name, sizeof name, "bits%d/%s", s + 1, c->organs[j]);
+                snprintf(name, sizeof name, NM_T_BITS, s + 1, c->organs[j]);
                 t = tn_new(a, TN_U8, 1, &nb, name);
                 mp_flags_pack(&p->flags, s, j + 1, t->data);
                 rec_add_tensor(&w, t);

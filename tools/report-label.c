@@ -15,19 +15,19 @@
  *   report-label --prompts valid_reports.csv -o prompts.jsonl
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "csv.h"
 #include "ct.h"
+#include "names.h"
+#include "idset.h"
 #include "report.h"
 #include "stream.h"
+#include "textout.h"
 
 enum mode { M_REPORTS, M_FVLM, M_LABELS, M_PROMPTS, M_VALIDATE, M_FROM_STREAM };
 enum fmt { F_DEFAULT, F_STREAM, F_CSV, F_JSONL };
@@ -44,8 +44,8 @@ struct opts {
     int                     keep_going;      /* skip bad reports/rows, list them, exit 1 */
     int                     rule_flags;      /* REPORT_RELEASED_EMPTY */
     int                     strict;          /* --validate: normalised answers count as problems */
-    struct report_organs    organs;
-    struct report_abn       abn;
+    struct org_set    organs;
+    struct org_abn       abn;
     char                   *tmpl;            /* the prompt template text */
 };
 
@@ -102,10 +102,7 @@ static void usage(FILE *f) {
 struct sink {
     enum fmt           fmt;
     struct rec_writer *rw;           /* F_STREAM */
-    int                fd;           /* text: 1 or the temp file */
-    int                is_file;
-    struct ct_atomic   at;
-    struct csv_buf     buf;          /* text waiting to be written */
+    struct textout     txt;          /* CSV, JSON lines, --validate listings */
     int                header;       /* CSV header written */
     int                kind;         /* 0 none yet, 1 reports, 2 labels (CSV/JSONL from streams) */
     int                n_cols;       /* columns of the CSV header */
@@ -120,23 +117,10 @@ static int sink_open(struct sink *s, const char *path, enum fmt fmt, const struc
         s->rw = rec_writer_open(path, wo);
         return s->rw ? 0 : -1;
     }
-    if (strcmp(path, "-")) {
-        if (ct_atomic_open(&s->at, path) != 0) return -1;
-        s->fd = s->at.fd;
-        s->is_file = 1;
-    } else {
-        s->fd = 1;
-    }
-    return 0;
+    return textout_open(&s->txt, path);
 }
 
-static int sink_flush(struct sink *s, int force) {
-    if (s->fmt == F_STREAM || (!force && s->buf.n < (1u << 20))) return 0;
-    if (s->buf.n && ct_write_all(s->fd, s->buf.p, s->buf.n) != 0)
-        return ct_prefixerr("%s", s->is_file ? s->at.path : "stdout");
-    s->buf.n = 0;
-    return 0;
-}
+static int sink_flush(struct sink *s, int force) { return s->fmt == F_STREAM ? 0 : textout_flush(&s->txt, force); }
 
 static void sink_free_cols(struct sink *s) {
     for (int i = 0; i < s->n_cols; i++) free(s->cols[i]);
@@ -146,27 +130,14 @@ static void sink_free_cols(struct sink *s) {
 }
 
 static int sink_close(struct sink *s) {
-    int rc = 0;
-    if (s->fmt == F_STREAM) {
-        rc = rec_writer_close(s->rw);
-    } else {
-        rc = sink_flush(s, 1);
-        if (s->is_file) {
-            if (rc == 0) rc = ct_atomic_commit(&s->at);
-            else ct_atomic_abort(&s->at);
-        } else if (rc == 0 && close(1) != 0 && errno != EBADF) {
-            rc = ct_seterr("stdout: close: %s", strerror(errno));
-        }
-    }
-    csv_buf_free(&s->buf);
+    int rc = s->fmt == F_STREAM ? rec_writer_close(s->rw) : textout_close(&s->txt);
     sink_free_cols(s);
     return rc;
 }
 
 static void sink_abort(struct sink *s) {
     if (s->fmt == F_STREAM) rec_writer_abort(s->rw);
-    else if (s->is_file) ct_atomic_abort(&s->at);
-    csv_buf_free(&s->buf);
+    else textout_abort(&s->txt);
     sink_free_cols(s);
 }
 
@@ -225,22 +196,22 @@ static void put_joined_field(struct csv_buf *b, int n, const char *const *v) {
 static int emit_report(struct sink *s, const struct out_report *r, struct tn_arena *a, int argc, char **argv) {
     if (s->fmt == F_STREAM) {
         struct rec rec;
-        rec_init(&rec, a, "ct.report/1", r->scan_id);
-        int64_t ab[REPORT_MAX_ORGANS];
+        rec_init(&rec, a, NM_REPORT, r->scan_id);
+        int64_t ab[ORG_MAX];
         for (int i = 0; i < r->n; i++) ab[i] = r->abnormal[i];
-        rec_meta_set_strv(&rec, "organs", r->organs, r->n);
-        rec_meta_set_i64v(&rec, "abnormal", ab, r->n);
-        rec_meta_set_strv(&rec, "texts", r->texts, r->n);
-        rec_meta_set_strv(&rec, "normalised", r->norm, r->n_norm);
-        rec_meta_set_strv(&rec, "warnings", r->warn, r->n_warn);
-        rec_meta_set_str(&rec, "source", r->source);
+        rec_meta_set_strv(&rec, NM_M_ORGANS, r->organs, r->n);
+        rec_meta_set_i64v(&rec, NM_M_ABNORMAL, ab, r->n);
+        rec_meta_set_strv(&rec, NM_M_TEXTS, r->texts, r->n);
+        rec_meta_set_strv(&rec, NM_M_NORMALISED, r->norm, r->n_norm);
+        rec_meta_set_strv(&rec, NM_M_WARNINGS, r->warn, r->n_warn);
+        rec_meta_set_str(&rec, NM_M_SOURCE, r->source);
         rec_history_append(&rec, argc, argv);
         s->n_written++;
         return rec_write(s->rw, &rec);
     }
     int first = sink_columns(s, 1, r->n, r->organs);
     if (first < 0) return -1;
-    struct csv_buf *b = &s->buf;
+    struct csv_buf *b = &s->txt.buf;
     if (s->fmt == F_CSV) {
         if (first) {
             csv_buf_puts(b, "scan_id");
@@ -299,17 +270,17 @@ struct out_labels {
     const char        *source;
 };
 
-static int emit_labels(struct sink *s, const struct out_labels *l, const struct report_abn *t, struct tn_arena *a,
+static int emit_labels(struct sink *s, const struct out_labels *l, const struct org_abn *t, struct tn_arena *a,
                        int argc, char **argv) {
     if (s->fmt == F_STREAM) {
         struct rec rec;
-        rec_init(&rec, a, "ct.labels/1", l->id);
-        rec_meta_set_str(&rec, "volume_name", l->volume_name);
-        rec_meta_set_str(&rec, "scan_id", l->scan_id);
-        rec_meta_set_strv(&rec, "abnormalities", l->names, l->n);
-        int64_t v[REPORT_MAX_ABN];
+        rec_init(&rec, a, NM_LABELS, l->id);
+        rec_meta_set_str(&rec, NM_M_VOLUME_NAME, l->volume_name);
+        rec_meta_set_str(&rec, NM_M_SCAN_ID, l->scan_id);
+        rec_meta_set_strv(&rec, NM_M_ABNORMALITIES, l->names, l->n);
+        int64_t v[ORG_MAX_ABN];
         for (int i = 0; i < l->n; i++) v[i] = l->labels[i];
-        rec_meta_set_i64v(&rec, "labels", v, l->n);
+        rec_meta_set_i64v(&rec, NM_M_LABELS, v, l->n);
         struct rec_mp m = { 0 };
         static const char *const keys[4] = { "abnormality", "organ", "negative", "positive" };
         rec_mp_map(&m, 4);
@@ -317,19 +288,19 @@ static int emit_labels(struct sink *s, const struct out_labels *l, const struct 
             rec_mp_str(&m, keys[k]);
             rec_mp_array(&m, (uint32_t)t->n_items);
             for (int i = 0; i < t->n_items; i++) {
-                const struct report_item *it = &t->items[i];
+                const struct org_item *it = &t->items[i];
                 rec_mp_str(&m, k == 0 ? t->names[it->abn] : k == 1 ? it->organ : k == 2 ? it->negative : it->positive);
             }
         }
-        rec_meta_set_mp(&rec, "items", &m);
-        rec_meta_set_str(&rec, "source", l->source);
+        rec_meta_set_mp(&rec, NM_M_ITEMS, &m);
+        rec_meta_set_str(&rec, NM_M_SOURCE, l->source);
         rec_history_append(&rec, argc, argv);
         s->n_written++;
         return rec_write(s->rw, &rec);
     }
     int first = sink_columns(s, 2, l->n, l->names);
     if (first < 0) return -1;
-    struct csv_buf *b = &s->buf;
+    struct csv_buf *b = &s->txt.buf;
     if (s->fmt == F_CSV) {                   /* CT-RATE's own layout, so that it round-trips */
         if (first) {
             csv_buf_puts(b, "VolumeName");
@@ -369,7 +340,7 @@ struct run {
     const struct opts   *o;
     struct sink          out;
     struct tn_arena     *a;
-    struct report_idset *ids;        /* scan ids / volume ids seen */
+    struct idset *ids;        /* scan ids / volume ids seen */
     int                  argc;
     char               **argv;
     long                 n_in;       /* reports / rows read */
@@ -402,28 +373,6 @@ static void write_failed(struct run *R) {
     ct_die("%s", msg);
 }
 
-static int read_all(const char *path, char **buf, size_t *n) {
-    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-    if (!f) return ct_seterr("%s: %s", path, strerror(errno));
-    size_t cap = 1 << 16, len = 0;
-    char *p = ct_xmalloc(cap);
-    for (;;) {
-        if (len == cap) p = ct_xrealloc(p, cap *= 2);
-        size_t k = fread(p + len, 1, cap - len, f);
-        len += k;
-        if (k == 0) break;
-    }
-    int err = ferror(f);
-    if (f != stdin) fclose(f);
-    if (err) {
-        free(p);
-        return ct_seterr("%s: read error", path);
-    }
-    *buf = p;
-    *n = len;
-    return 0;
-}
-
 /* ---- structured reports ---- */
 
 /* "answers/valid_1_a.json" -> "valid_1_a" (the id of a one-report file that names none) */
@@ -451,7 +400,7 @@ static const char *sev_name(enum report_sev s) {
 static void validate_report(struct run *R, const char *source, const struct report_in *in) {
     const char *id = in->scan_id ? in->scan_id : "?";
     for (int i = 0; i < in->n_notes; i++) {
-        struct csv_buf *b = &R->out.buf;
+        struct csv_buf *b = &R->out.txt.buf;
         csv_buf_printf(b, "%s: scan %s: %s: %s\n", source, id, sev_name(in->notes[i].sev), in->notes[i].msg);
     }
     if (in->n_error) R->n_invalid++;
@@ -469,7 +418,7 @@ static void one_report(struct run *R, const struct report_node *root, int parse_
     int rc = report_normalise(&o->organs, root, parse_flags, id_hint, 0, R->a, &in);
     if (rc == 0) {
         uint64_t tag;
-        const char *first = report_idset_add(R->ids, in.scan_id, source, 0, &tag);
+        const char *first = idset_add(R->ids, in.scan_id, source, 0, &tag);
         if (first) report_note_add(&in, R->a, REPORT_ERROR, "duplicated scan id (first at %s)", first);
     }
     if (o->mode == M_VALIDATE) {
@@ -507,7 +456,7 @@ static void one_text(struct run *R, const char *text, size_t n, const char *name
     if (report_parse_text(text, n, name, line0, syntax, R->a, &roots, &nr, &flags) != 0) {
         R->n_in++;
         if (R->o->mode == M_VALIDATE) {
-            csv_buf_printf(&R->out.buf, "%s: error: %s\n", src, ct_lasterr());
+            csv_buf_printf(&R->out.txt.buf, "%s: error: %s\n", src, ct_lasterr());
             R->n_invalid++;
             if (sink_flush(&R->out, 0) != 0) write_failed(R);
         } else {
@@ -595,7 +544,7 @@ static void reports_file(struct run *R, const char *path) {
     }
     char *buf;
     size_t n;
-    if (read_all(path, &buf, &n) != 0) {
+    if (ct_read_file(path, &buf, &n) != 0) {
         R->n_in++;
         bad(R, "%s", ct_lasterr());
         return;
@@ -619,7 +568,7 @@ static const struct report_node *load_fvlm(struct run *R, const char *path, stru
     size_t n;
     struct report_node **roots;
     int nr, flags;
-    if (read_all(path, &buf, &n) != 0) ct_die("%s", ct_lasterr());
+    if (ct_read_file(path, &buf, &n) != 0) ct_die("%s", ct_lasterr());
     if (report_parse_text(buf, n, path, 1, REPORT_JSON_STRICT, a, &roots, &nr, &flags) != 0) {
         sink_abort(&R->out);
         ct_die("%s", ct_lasterr());
@@ -637,20 +586,20 @@ static void fvlm(struct run *R) {
     struct tn_arena *fa = tn_arena_new(0);   /* both files, kept for the whole run */
     const struct report_node *d = load_fvlm(R, o->desc, fa);
     const struct report_node *c = load_fvlm(R, o->conc, fa);
-    struct report_idset *cidx = report_idset_new();   /* conc scan -> index */
-    for (int i = 0; i < c->n; i++) report_idset_add(cidx, c->keys[i], NULL, (uint64_t)i, NULL);
-    struct report_idset *didx = report_idset_new();
-    for (int i = 0; i < d->n; i++) report_idset_add(didx, d->keys[i], NULL, (uint64_t)i, NULL);
+    struct idset *cidx = idset_new();   /* conc scan -> index */
+    for (int i = 0; i < c->n; i++) idset_add(cidx, c->keys[i], NULL, (uint64_t)i, NULL);
+    struct idset *didx = idset_new();
+    for (int i = 0; i < d->n; i++) idset_add(didx, d->keys[i], NULL, (uint64_t)i, NULL);
     for (int pass = 0; pass < 2; pass++) {   /* scans of desc_info, then those only in conc_info */
         const struct report_node *m = pass ? c : d;
         for (int i = 0; i < m->n; i++) {
             const char *scan = m->keys[i];
             uint64_t j;
             const struct report_node *dn = NULL, *cn = NULL;
-            if (pass == 1 && report_idset_get(didx, scan, NULL)) continue;
+            if (pass == 1 && idset_get(didx, scan, NULL)) continue;
             if (pass == 0) {
                 dn = d->items[i];
-                if (report_idset_get(cidx, scan, &j)) cn = c->items[j];
+                if (idset_get(cidx, scan, &j)) cn = c->items[j];
             } else {
                 cn = c->items[i];
             }
@@ -659,7 +608,7 @@ static void fvlm(struct run *R) {
             struct report_in in;
             R->n_in++;
             if (report_from_fvlm(&o->organs, scan, dn, cn, R->a, &in) == 0) {
-                const char *first = report_idset_add(R->ids, in.scan_id, src, 0, NULL);
+                const char *first = idset_add(R->ids, in.scan_id, src, 0, NULL);
                 if (first) report_note_add(&in, R->a, REPORT_ERROR, "duplicated scan id (first at %s)", first);
             }
             if (in.n_error) {
@@ -677,15 +626,15 @@ static void fvlm(struct run *R) {
             tn_arena_reset(R->a);
         }
     }
-    report_idset_free(cidx);
-    report_idset_free(didx);
+    idset_free(cidx);
+    idset_free(didx);
     tn_arena_free(fa);
 }
 
 /* ---- CT-RATE label CSV ---- */
 
 static void labels_file(struct run *R, const char *path) {
-    const struct report_abn *t = &R->o->abn;
+    const struct org_abn *t = &R->o->abn;
     struct csv_reader *cr = csv_reader_open(path);
     if (!cr) {
         R->n_in++;
@@ -704,7 +653,7 @@ static void labels_file(struct run *R, const char *path) {
     }
     while ((rc = csv_read(cr, &row)) > 0) {
         const char *vol;
-        int labels[REPORT_MAX_ABN];
+        int labels[ORG_MAX_ABN];
         R->n_in++;
         if (report_label_row(t, &cols, &row, path, &vol, labels) != 0) {
             bad(R, "%s", ct_lasterr());
@@ -718,7 +667,7 @@ static void labels_file(struct run *R, const char *path) {
             bad(R, "%s: VolumeName '%.80s' has no name part", src, vol);
             continue;
         }
-        const char *first = report_idset_add(R->ids, id, src, 0, NULL);
+        const char *first = idset_add(R->ids, id, src, 0, NULL);
         if (first) {
             bad(R, "%s: duplicated volume %s (first at %s)", src, id, first);
             continue;
@@ -787,13 +736,13 @@ static void prompts_file(struct run *R, const char *path) {
         uint64_t h = fnv2(fi, im), h0;
         char origin[1200];
         snprintf(origin, sizeof origin, "%s (volume %s)", src, vol);
-        const char *first = report_idset_add(R->ids, scan, origin, h, &h0);
+        const char *first = idset_add(R->ids, scan, origin, h, &h0);
         if (first) {                         /* another reconstruction of a scan already prompted */
             if (h0 != h) bad(R, "%s: volume %s: its report differs from that of scan %s at %s", src, vol, scan, first);
             continue;
         }
         report_prompt(&o->organs, o->tmpl, fi, im, &prompt);
-        struct csv_buf *b = &R->out.buf;
+        struct csv_buf *b = &R->out.txt.buf;
         csv_buf_puts(b, "{\"scan_id\": ");
         csv_put_json_str(b, scan, strlen(scan));
         csv_buf_puts(b, ", \"volume\": ");
@@ -817,28 +766,15 @@ static void prompts_file(struct run *R, const char *path) {
 
 /* ---- streams back to CSV / JSON lines ---- */
 
-/* A meta array of strings; NULL + lasterr when absent or not strings. */
-static const char **meta_strs(const struct rec *r, const char *key, int *n) {
-    const struct rec_val *v = rec_meta_get(r, key);
-    if (!v || v->type != RV_ARRAY) {
-        ct_seterr("meta '%s': missing or not an array", key);
-        return NULL;
-    }
-    const char **s = tn_arena_alloc(r->arena, (v->v.a.n + 1) * sizeof *s);
-    for (uint32_t i = 0; i < v->v.a.n; i++) {
-        if (v->v.a.items[i].type != RV_STR) {
-            ct_seterr("meta '%s': item %u is not a string", key, i);
-            return NULL;
-        }
-        s[i] = v->v.a.items[i].v.s.p;
-    }
-    *n = (int)v->v.a.n;
-    return s;
+/* A meta array of strings that must be there: its count, or -1 + lasterr. */
+static int meta_strs(const struct rec *r, const char *key, const char ***out) {
+    if (!rec_meta_has(r, key)) return ct_seterr("meta '%s': missing", key);
+    return rec_meta_strv(r, key, out);
 }
 
 static int meta_flags(const struct rec *r, const char *key, int *out, int n) {
-    int64_t v[REPORT_MAX_ABN];
-    int k = rec_meta_i64(r, key, v, REPORT_MAX_ABN);
+    int64_t v[ORG_MAX_ABN];
+    int k = rec_meta_i64(r, key, v, ORG_MAX_ABN);
     if (k < 0) return -1;
     if (k != n) return ct_seterr("meta '%s': %d values, expected %d", key, k, n);
     for (int i = 0; i < n; i++) {
@@ -852,29 +788,36 @@ static int from_record(struct run *R, const struct rec *r) {
     char name[64];
     int major;
     if (rec_schema_split(r->schema, name, sizeof name, &major) != 0 || major != 1 ||
-        (strcmp(name, "ct.report") && strcmp(name, "ct.labels")))
+        (strcmp(name, NM_REPORT_NAME) && strcmp(name, NM_LABELS_NAME)))
         return ct_seterr("schema '%s' (expected ct.report/1 or ct.labels/1)", r->schema);
-    const char *src = rec_meta_str(r, "source");
+    const char *src = rec_meta_str(r, NM_M_SOURCE);
     if (!src) src = "";
-    if (!strcmp(name, "ct.report")) {
+    if (!strcmp(name, NM_REPORT_NAME)) {
         struct out_report o = { .scan_id = r->id, .source = src };
-        int n_t, flags[REPORT_MAX_ORGANS];
-        if (!(o.organs = meta_strs(r, "organs", &o.n)) || !(o.texts = meta_strs(r, "texts", &n_t)) ||
-            !(o.norm = meta_strs(r, "normalised", &o.n_norm)) || !(o.warn = meta_strs(r, "warnings", &o.n_warn)))
+        int n_t, flags[ORG_MAX];
+        const char **organs, **texts, **norm, **warn;
+        if ((o.n = meta_strs(r, NM_M_ORGANS, &organs)) < 0 || (n_t = meta_strs(r, NM_M_TEXTS, &texts)) < 0 ||
+            (o.n_norm = meta_strs(r, NM_M_NORMALISED, &norm)) < 0 || (o.n_warn = meta_strs(r, NM_M_WARNINGS, &warn)) < 0)
             return -1;
-        if (o.n > REPORT_MAX_ORGANS || n_t != o.n) return ct_seterr("meta 'texts' and 'organs' differ in length");
-        if (meta_flags(r, "abnormal", flags, o.n) != 0) return -1;
+        if (o.n > ORG_MAX || n_t != o.n) return ct_seterr("meta 'texts' and 'organs' differ in length");
+        o.organs = organs;
+        o.texts = texts;
+        o.norm = norm;
+        o.warn = warn;
+        if (meta_flags(r, NM_M_ABNORMAL, flags, o.n) != 0) return -1;
         o.abnormal = flags;
         return emit_report(&R->out, &o, R->a, R->argc, R->argv);
     }
     struct out_labels l = { .id = r->id, .source = src };
-    int labels[REPORT_MAX_ABN];
-    l.volume_name = rec_meta_str(r, "volume_name");
-    l.scan_id = rec_meta_str(r, "scan_id");
+    int labels[ORG_MAX_ABN];
+    l.volume_name = rec_meta_str(r, NM_M_VOLUME_NAME);
+    l.scan_id = rec_meta_str(r, NM_M_SCAN_ID);
     if (!l.volume_name || !l.scan_id) return ct_seterr("meta 'volume_name' or 'scan_id' missing");
-    if (!(l.names = meta_strs(r, "abnormalities", &l.n))) return -1;
-    if (l.n > REPORT_MAX_ABN) return ct_seterr("more than %d abnormalities", REPORT_MAX_ABN);
-    if (meta_flags(r, "labels", labels, l.n) != 0) return -1;
+    const char **names;
+    if ((l.n = meta_strs(r, NM_M_ABNORMALITIES, &names)) < 0) return -1;
+    l.names = names;
+    if (l.n > ORG_MAX_ABN) return ct_seterr("more than %d abnormalities", ORG_MAX_ABN);
+    if (meta_flags(r, NM_M_LABELS, labels, l.n) != 0) return -1;
     l.labels = labels;
     return emit_labels(&R->out, &l, &R->o->abn, R->a, R->argc, R->argv);
 }
@@ -998,22 +941,20 @@ int main(int argc, char **argv) {
 
     struct tn_arena *cfg_arena = tn_arena_new(0);
     if (o.organs_path) {
-        if (report_organs_load(o.organs_path, cfg_arena, &o.organs) != 0) ct_die("%s", ct_lasterr());
+        if (org_set_load(o.organs_path, cfg_arena, &o.organs) != 0) ct_die("%s", ct_lasterr());
     } else {
-        report_organs_default(&o.organs);
+        org_set_default(&o.organs);
     }
     if (o.abn_path) {
-        if (report_abn_load(o.abn_path, cfg_arena, &o.abn) != 0) ct_die("%s", ct_lasterr());
+        if (org_abn_load(o.abn_path, cfg_arena, &o.abn) != 0) ct_die("%s", ct_lasterr());
     } else {
-        report_abn_default(&o.abn);
+        org_abn_default(&o.abn);
     }
-    if (o.mode == M_LABELS && report_abn_check_organs(&o.abn, &o.organs) != 0) ct_die("%s", ct_lasterr());
+    if (o.mode == M_LABELS && org_abn_check_organs(&o.abn, &o.organs) != 0) ct_die("%s", ct_lasterr());
     if (o.mode == M_PROMPTS) {
         if (o.template_path) {
             size_t n;
-            if (read_all(o.template_path, &o.tmpl, &n) != 0) ct_die("%s", ct_lasterr());
-            o.tmpl = ct_xrealloc(o.tmpl, n + 1);
-            o.tmpl[n] = 0;
+            if (ct_read_file(o.template_path, &o.tmpl, &n) != 0) ct_die("%s", ct_lasterr());
             if (strlen(o.tmpl) != n || csv_utf8_check(o.tmpl, n) != n)
                 ct_die("%s: invalid UTF-8 or NUL byte", o.template_path);
             if (report_template_check(o.tmpl) != 0) ct_die("%s: %s", o.template_path, ct_lasterr());
@@ -1024,7 +965,7 @@ int main(int argc, char **argv) {
 
     struct run R = { .o = &o, .argc = argc, .argv = argv };
     R.a = tn_arena_new(0);
-    R.ids = report_idset_new();
+    R.ids = idset_new();
     enum fmt fmt = o.mode == M_VALIDATE ? F_JSONL : resolve_format(&o, cc.output);
     if (sink_open(&R.out, cc.output, fmt, &cc.wopts) != 0) ct_die("%s", ct_lasterr());
 
@@ -1058,7 +999,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "%s: skipped %ld of %ld inputs (listed above)\n", ct_progname(), R.n_skipped, R.n_in);
         rc = CT_EXIT_FAIL;
     }
-    report_idset_free(R.ids);
+    idset_free(R.ids);
     tn_arena_free(R.a);
     tn_arena_free(cfg_arena);
     free(o.tmpl);

@@ -16,7 +16,7 @@
 #include "bert.h"
 #include "cli.h"
 #include "ct.h"
-#include "report.h"
+#include "organs.h"
 #include "stream.h"
 #include "wordpiece.h"
 
@@ -117,11 +117,11 @@ static void tokens_lines(const struct opts *o, const struct wp_vocab *v) {
 }
 
 /* Tokenise the prompts of every item: ids[2 i + j] (j 0 negative, 1 positive). */
-static void tokenize_items(const struct opts *o, const struct wp_vocab *v, const struct report_abn *t,
+static void tokenize_items(const struct opts *o, const struct wp_vocab *v, const struct org_abn *t,
                            int32_t **ids, int *lens) {
     for (int i = 0; i < t->n_items; i++)
         for (int j = 0; j < 2; j++) {
-            const struct report_item *it = &t->items[i];
+            const struct org_item *it = &t->items[i];
             const char *p = j ? it->positive : it->negative, *what = j ? "positive" : "negative";
             const char *abn = t->names[it->abn];
             if (!*p) ct_die("item %d (%s): empty %s prompt", i + 1, abn, what);
@@ -141,7 +141,7 @@ static void tokenize_items(const struct opts *o, const struct wp_vocab *v, const
 }
 
 static void write_prompts(const struct opts *o, const struct cli_common *cc, const struct rec *w,
-                          const struct report_abn *t, const float *feat, int proj, double temp, int argc,
+                          const struct org_abn *t, const float *feat, int proj, double temp, int argc,
                           char **argv) {
     struct tn_arena *a = tn_arena_new(0);
     struct rec r;
@@ -226,14 +226,14 @@ int main(int argc, char **argv) {
     if (!*o.id) ct_usage_die("--id: empty");
 
     double t0 = ct_now();
-    struct report_abn items;
+    struct org_abn items;
     struct tn_arena *ia = tn_arena_new(0);
     if (!o.lines) {
         if (o.items) {
-            if (report_abn_load(o.items, ia, &items) != 0) ct_die("%s", ct_lasterr());
+            if (org_abn_load(o.items, ia, &items) != 0) ct_die("%s", ct_lasterr());
             if (items.n_items == 0) ct_die("%s: no items", o.items);
         } else {
-            report_abn_default(&items);
+            org_abn_default(&items);
         }
     }
     /* weights: one record, its tensors borrowed by the model (no second copy) */

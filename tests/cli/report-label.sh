@@ -39,6 +39,16 @@ $RL -f csv --input json "$T/report.txt" | cut -d, -f2-5 >"$T/in.csv"
 printf 'lung,heart,esophagus,aorta\n0,0,0,0\n' >"$T/in.want"
 same "input: --input json on a .txt file" "$T/in.csv" "$T/in.want"
 
+# an LLM answer in bare YAML (no code fence) reads as the same answer in JSON (issue 15 item 15)
+printf '%s\n' '{"scan_id": "y1", "answer": "```json\n{\"findings\": {\"lung\": \"Small nodule.\", \"heart\": \"Normal size.\"}, \"impression\": {\"lung\": \"Pulmonary nodule.\"}}\n```"}' >"$T/ans-json.jsonl"
+printf '%s\n' '{"scan_id": "y1", "answer": "findings:\n  lung: Small nodule.\n  heart: Normal size.\nimpression:\n  lung: Pulmonary nodule.\n"}' >"$T/ans-yaml.jsonl"
+$RL -f csv "$T/ans-json.jsonl" | cut -d, -f1-9 >"$T/ans-json.csv"
+$RL -f csv "$T/ans-yaml.jsonl" >"$T/ans-yaml.full.csv"
+cut -d, -f1-9 "$T/ans-yaml.full.csv" >"$T/ans-yaml.csv"
+same "input: an answer in bare YAML gives the labels and texts of its JSON form" "$T/ans-json.csv" "$T/ans-yaml.csv"
+grep -q 'answer read as YAML' "$T/ans-yaml.full.csv" && ok "input: a bare-YAML answer is listed as normalised" ||
+    notok "input: bare-YAML answer noted" "$(cat "$T/ans-yaml.full.csv")"
+
 # ---- CT-RATE label CSV: round trip ----
 $RL --labels "$D"/ct-rate-labels.csv >"$T/l.ctv"
 $RL --from-stream -f csv "$T/l.ctv" >"$T/l.csv"
@@ -189,6 +199,15 @@ if [ -c /dev/full ]; then
     expect_fail "write error: -o /dev/full" 1 'No space left' $RL -f csv "$D"/answers.jsonl -o /dev/full
     [ -c /dev/full ] && ok "write error: -o leaves a device file in place" || notok "write error: -o /dev/full" "replaced"
 fi
+# a reader that goes away: one line naming the broken pipe, exit 1 (not a silent death by SIGPIPE, 141)
+awk 'BEGIN { for (i = 0; i < 4000; i++)
+    printf "{\"scan_id\": \"s%d\", \"findings\": {\"lung\": \"Clear lungs with no nodule, opacity or effusion seen.\"}, \"impression\": {}}\n", i }' >"$T/many.jsonl"
+for f in csv jsonl; do
+    ( $RL -f $f "$T/many.jsonl" 2>"$T/pipe-$f.err" | head -c 10 >/dev/null; echo "${PIPESTATUS[0]}" >"$T/pipe-$f.rc" )
+    if [ "$(cat "$T/pipe-$f.rc")" = 1 ] && [ "$(wc -l <"$T/pipe-$f.err")" = 1 ] &&
+        grep -q '^report-label: stdout: write: broken pipe' "$T/pipe-$f.err"; then ok "write error: broken pipe reported (-f $f)"
+    else notok "write error: broken pipe reported (-f $f)" "rc $(cat "$T/pipe-$f.rc"): $(cat "$T/pipe-$f.err")"; fi
+done
 $RL -f csv "$D"/valid_101_a.json -o /dev/stdout >"$T/devout.csv"
 $RL -f csv "$D"/valid_101_a.json >"$T/devout.want"
 same "output: -o /dev/stdout writes to stdout" "$T/devout.csv" "$T/devout.want"

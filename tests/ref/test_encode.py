@@ -70,7 +70,7 @@ def rel_err(a, ref):
 # ---- weights: the converter's --random path, through LAVIS files ----
 lav = os.path.join(T, "lavis")
 wpath = os.path.join(T, "w.ctv")
-p = subprocess.run([sys.executable, CONVERT, "--random", "7", "--no-vq", "--no-text", "--save-lavis", lav, "-o", wpath],
+p = subprocess.run([sys.executable, CONVERT, "--random", "7", "--no-vq", "--save-lavis", lav, "-o", wpath],
                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 if not check("convert --random writes weights", p.returncode == 0 and os.path.exists(wpath), p.stderr.decode()[-500:]):
     reflib.done()

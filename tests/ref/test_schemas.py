@@ -89,6 +89,10 @@ check_records("ctvis-convert", records(open(w, "rb").read()), "ct.weights.v1")
 win_meta = list((schema_doc("ct.window.v1").get("meta") or {}).keys())
 tok = run(["encode", "-w", w, "--maps"], input=win)[0]
 check_records("encode --maps", records(tok), "ct.tokens.v1", extra_meta=win_meta)
+wf = os.path.join(tmp, "wf.ctv")   # with the VQ-VAE and head keys, for vq-recon
+run([sys.executable, os.path.join(reflib.ROOT, "tools", "ctvis-convert.py"), "--random", "5", "-o", wf])
+org = run(["vq-recon", "-w", wf, "--recon"], input=run(["encode", "-w", wf], input=multi)[0])[0]
+check_records("vq-recon --recon", records(org), "ct.organ.v1")
 wt = os.path.join(tmp, "wt.ctv")
 vocab = os.path.join(tmp, "vocab.txt")
 open(vocab, "w").write("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "."] + [c for c in "abcdefghijklmnopqrstuvwxyz"] +

@@ -7,6 +7,7 @@
 #include "check.h"
 #include "csv.h"
 #include "ct.h"
+#include "idset.h"
 #include "report.h"
 
 /* ---- csv ---- */
@@ -147,33 +148,33 @@ static void test_ids(void) {
     report_volume_id("dir/valid_3_b_2.nii.gz", b, sizeof b);
     CHECK(!strcmp(b, "valid_3_b_2"), "volume id");
 
-    CHECK(report_key_norm("  Thoracic__Aorta - x ", b, sizeof b) == 16 && !strcmp(b, "thoracic aorta x"),
+    CHECK(org_key_norm("  Thoracic__Aorta - x ", b, sizeof b) == 16 && !strcmp(b, "thoracic aorta x"),
           "key form: case, separators, trim");
-    CHECK(report_key_norm("\xc3\x89sophage", b, sizeof b) && !strcmp(b, "\xc3\x89sophage"),
+    CHECK(org_key_norm("\xc3\x89sophage", b, sizeof b) && !strcmp(b, "\xc3\x89sophage"),
           "key form: non-ASCII bytes unchanged");
 
-    struct report_organs o;
-    report_organs_default(&o);
-    enum report_match how;
-    CHECK(report_organ_find(&o, "heart", &how) == 1 && how == REPORT_EXACT, "organ: exact");
-    CHECK(report_organ_find(&o, " Heart", &how) == 1 && how == REPORT_CASE, "organ: case and space");
-    CHECK(report_organ_find(&o, "LUNGS", &how) == 0 && how == REPORT_ALIAS, "organ: alias any case");
-    CHECK(report_organ_find(&o, "thoracic-aorta", &how) == 3 && how == REPORT_ALIAS, "organ: alias with separator");
-    CHECK(report_organ_find(&o, "mediastinum", &how) == -1 && how == REPORT_UNKNOWN, "organ: unknown");
+    struct org_set o;
+    org_set_default(&o);
+    enum org_match how;
+    CHECK(org_find(&o, "heart", &how) == 1 && how == ORG_EXACT, "organ: exact");
+    CHECK(org_find(&o, " Heart", &how) == 1 && how == ORG_CASE, "organ: case and space");
+    CHECK(org_find(&o, "LUNGS", &how) == 0 && how == ORG_ALIAS, "organ: alias any case");
+    CHECK(org_find(&o, "thoracic-aorta", &how) == 3 && how == ORG_ALIAS, "organ: alias with separator");
+    CHECK(org_find(&o, "mediastinum", &how) == -1 && how == ORG_UNKNOWN, "organ: unknown");
 
-    struct report_idset *s = report_idset_new();
+    struct idset *s = idset_new();
     char id[32], src[32];
     int dup = 0;
     for (int i = 0; i < 5000; i++) {
         snprintf(id, sizeof id, "valid_%d_a", i);
         snprintf(src, sizeof src, "f:%d", i);
-        dup += report_idset_add(s, id, src, (uint64_t)i, NULL) != NULL;
+        dup += idset_add(s, id, src, (uint64_t)i, NULL) != NULL;
     }
     uint64_t tag = 0;
-    const char *first = report_idset_add(s, "valid_4321_a", "g", 0, &tag);
+    const char *first = idset_add(s, "valid_4321_a", "g", 0, &tag);
     CHECK(dup == 0 && first && !strcmp(first, "f:4321") && tag == 4321, "idset: duplicate found after growth");
-    CHECK(report_idset_get(s, "valid_5000_a", NULL) == NULL, "idset: absent id");
-    report_idset_free(s);
+    CHECK(idset_get(s, "valid_5000_a", NULL) == NULL, "idset: absent id");
+    idset_free(s);
 }
 
 /* ---- config files equal the compiled-in defaults ---- */
@@ -181,26 +182,26 @@ static void test_ids(void) {
 static void test_config(struct tn_arena *a) {
     const char *root = getenv("CT_ROOT");
     char p[1024];
-    struct report_organs def, got;
-    report_organs_default(&def);
+    struct org_set def, got;
+    org_set_default(&def);
     snprintf(p, sizeof p, "%s/pipelines/report-organs.yaml", root ? root : ".");
-    int rc = report_organs_load(p, a, &got);
+    int rc = org_set_load(p, a, &got);
     if (rc != 0) printf("# %s\n", ct_lasterr());
-    CHECK(rc == 0 && report_organs_equal(&def, &got) && report_organs_equal(&got, &def),
+    CHECK(rc == 0 && org_set_equal(&def, &got) && org_set_equal(&got, &def),
           "config: pipelines/report-organs.yaml equals the compiled-in organ set");
-    struct report_abn tdef, tgot;
-    report_abn_default(&tdef);
+    struct org_abn tdef, tgot;
+    org_abn_default(&tdef);
     snprintf(p, sizeof p, "%s/pipelines/ct-rate-abnormalities.yaml", root ? root : ".");
-    rc = report_abn_load(p, a, &tgot);
+    rc = org_abn_load(p, a, &tgot);
     if (rc != 0) printf("# %s\n", ct_lasterr());
-    CHECK(rc == 0 && report_abn_equal(&tdef, &tgot), "config: pipelines/ct-rate-abnormalities.yaml equals the default");
-    CHECK(tdef.n == 18 && tdef.n_items == 16 && report_abn_check_organs(&tdef, &def) == 0,
+    CHECK(rc == 0 && org_abn_equal(&tdef, &tgot), "config: pipelines/ct-rate-abnormalities.yaml equals the default");
+    CHECK(tdef.n == 18 && tdef.n_items == 16 && org_abn_check_organs(&tdef, &def) == 0,
           "config: 18 abnormalities, 16 evaluated on known organs");
     CHECK(!strcmp(tdef.names[tdef.items[1].abn], "Atelectasis") && !strcmp(tdef.items[1].negative, "Not Atelectatic."),
           "config: item 2 is Atelectasis / 'Not Atelectatic.'");
-    report_organs_default(&got);
+    org_set_default(&got);
     got.names[3] = "aortas";
-    CHECK(!report_organs_equal(&def, &got), "config: equality notices a changed organ");
+    CHECK(!org_set_equal(&def, &got), "config: equality notices a changed organ");
 }
 
 /* ---- payloads, parsing, normalisation ---- */
@@ -223,8 +224,8 @@ static struct report_in norm(const char *text, struct tn_arena *a, int *rc) {
     struct report_node **roots;
     int nr, flags;
     struct report_in in;
-    struct report_organs o;
-    report_organs_default(&o);
+    struct org_set o;
+    org_set_default(&o);
     memset(&in, 0, sizeof in);
     *rc = report_parse_text(text, strlen(text), "t", 1, REPORT_AUTO, a, &roots, &nr, &flags);
     if (*rc == 0) *rc = report_normalise(&o, roots[0], flags, "hint_1_a", 0, a, &in);
@@ -302,6 +303,13 @@ static void test_parse(struct tn_arena *a) {
     CHECK(rc != 0 && has_note(&in, REPORT_ERROR, "differs"), "normalise: answer naming another scan");
     in = norm("{\"id\": \"s\", \"answer\": \"I cannot help with that.\"}", a, &rc);
     CHECK(rc != 0 && has_note(&in, REPORT_ERROR, "answer:1:"), "normalise: answer that is not JSON");
+    in = norm("{\"scan_id\": \"s\", \"answer\": \"findings:\\n  lung: Nodule.\\nimpression:\\n  lung: Nodule seen.\"}",
+              a, &rc);
+    CHECK(rc == 0 && in.conc[0] && !strcmp(in.conc[0], "Nodule seen.") && in.desc[0] && !strcmp(in.desc[0], "Nodule.") &&
+              has_note(&in, REPORT_FIX, "answer read as YAML"),
+          "normalise: an answer in bare YAML (no code fence) is read as YAML");
+    in = norm("{\"scan_id\": \"s\", \"answer\": \"note: this is not a report\"}", a, &rc);
+    CHECK(rc != 0 && has_note(&in, REPORT_ERROR, "answer:1:"), "normalise: a YAML map without report keys stays refused");
     in = norm("scan_id: s\nfindings:\n  lung: [a, 2]\nimpression: {}\n", a, &rc);
     CHECK(rc == 0 && in.desc[0] && !strcmp(in.desc[0], "a 2"), "normalise: YAML list joined");
     in = norm("scan_id: s\nfindings: {lung: {x: 1}}\nimpression: {}\n", a, &rc);
@@ -309,8 +317,8 @@ static void test_parse(struct tn_arena *a) {
           "normalise: YAML error with position");
 
     /* the fVLM pair: strings only, no trimming */
-    struct report_organs o;
-    report_organs_default(&o);
+    struct org_set o;
+    org_set_default(&o);
     const char *d = "{\"lung\": \" x \", \"heart\": \"\"}";
     CHECK(report_parse_text(d, strlen(d), "d", 1, REPORT_JSON_STRICT, a, &roots, &nr, &flags) == 0, "fvlm: parse");
     rc = report_from_fvlm(&o, "valid_1_a", roots[0], NULL, a, &in);
@@ -344,8 +352,8 @@ static int first_row(const char *text, struct csv_reader **r, struct csv_row *ro
 
 static void test_ctrate(struct tn_arena *a) {
     (void)a;
-    struct report_abn t;
-    report_abn_default(&t);
+    struct org_abn t;
+    org_abn_default(&t);
     char head[2048] = "VolumeName";
     for (int i = t.n - 1; i >= 0; i--) {       /* reversed column order is fine */
         strcat(head, ",");
@@ -361,7 +369,7 @@ static void test_ctrate(struct tn_arena *a) {
     CHECK(report_label_header(&t, &row, "l.csv", &c) == 0 && c.volume == 0 && c.abn[0] == 18,
           "labels: header in any order");
     const char *vol;
-    int lab[REPORT_MAX_ABN];
+    int lab[ORG_MAX_ABN];
     CHECK(csv_read(r, &row) == 1 && report_label_row(&t, &c, &row, "l.csv", &vol, lab) == 0 && lab[0] == 0 &&
               lab[17] == 1 && !strcmp(vol, "valid_1_a_1.nii.gz"),
           "labels: values mapped by column name");
@@ -387,8 +395,8 @@ static void test_ctrate(struct tn_arena *a) {
           "reports: columns found by name");
     csv_reader_close(r);
 
-    struct report_organs o;
-    report_organs_default(&o);
+    struct org_set o;
+    org_set_default(&o);
     struct csv_buf p = { 0 };
     report_prompt(&o, report_prompt_template, "F1.\nF2.", "I1.", &p);
     CHECK(strstr(p.p, "organs only: lung, heart, esophagus, aorta.") && strstr(p.p, "FINDINGS:\nF1.\nF2.\n") &&

@@ -132,8 +132,8 @@ static void test_volumes(void) {
     struct tn_tensor *lab = tn_zeros(a, TN_U8, 3, ls, "lab");
     ((uint8_t *)lab->data)[(2 * 6 + 3) * 8 + 5] = 52;   /* aorta at z=2, y=3, x=5 */
     ((uint8_t *)lab->data)[(0 * 6 + 0) * 8 + 0] = 16;   /* trachea: not an organ of the set */
-    struct rs_organs org;
-    CHECK(rs_organs_load(NULL, a, &org) == 0 && org.n == 4, "organs: built-in set loads");
+    struct org_classes org;
+    CHECK(org_classes_load(NULL, a, &org) == 0 && org.n == 4, "organs: built-in set loads");
     struct rs_lut lut;
     rs_organs_lut(&org, a, &lut);
     struct rs_grid lg;
@@ -156,12 +156,12 @@ static void test_volumes(void) {
 
 static void test_organs(void) {
     struct tn_arena *a = tn_arena_new(0);
-    struct rs_organs o, f;
-    CHECK(rs_organs_load(NULL, a, &o) == 0 && !strcmp(o.name, "ct-rate") && o.n == 4 &&
+    struct org_classes o, f;
+    CHECK(org_classes_load(NULL, a, &o) == 0 && !strcmp(o.name, "ct-rate") && o.n == 4 &&
               !strcmp(o.organs[1].name, "heart") && o.organs[1].n_ids == 2 && o.organs[1].ids[1] == 61,
           "organs: built-in CT-RATE set");
     /* the shipped file is the built-in set */
-    if (rs_organs_load("pipelines/organs-ct-rate.yaml", a, &f) == 0) {
+    if (org_classes_load("pipelines/organs-ct-rate.yaml", a, &f) == 0) {
         int same = f.n == o.n && f.n_classes == o.n_classes && !strcmp(f.name, o.name);
         for (int k = 0; same && k < o.n; k++) {
             same = !strcmp(f.organs[k].name, o.organs[k].name) && f.organs[k].n_ids == o.organs[k].n_ids;
@@ -189,7 +189,7 @@ static void test_organs(void) {
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         struct cfg_node *d = cfg_load_string(bad[i].yaml, strlen(bad[i].yaml), "t.yaml", a);
-        int rc = d ? rs_organs_parse(d, a, &f) : -1;
+        int rc = d ? org_classes_parse(d, a, &f) : -1;
         CHECK(rc != 0 && strstr(ct_lasterr(), bad[i].err), "organs: refuses '%s' (%s)", bad[i].err, ct_lasterr());
     }
     tn_arena_free(a);

@@ -159,6 +159,14 @@ static void test_roundtrip(enum rec_codec codec) {
             CHECK(rec_meta_i64(&q, "count", iv, 1) == 1 && iv[0] == -12345678901LL, "%s: meta int64", cname);
             CHECK(rec_meta_f64(&q, "spacing_mm", sp, 2) == -1, "%s: meta array longer than asked is an error", cname);
             CHECK(rec_meta_f64(&q, "absent", sp, 3) == 0, "%s: absent meta key reads 0 values", cname);
+            const char **sv = NULL;
+            CHECK(rec_meta_strv(&q, "organs", &sv) == 2 && !strcmp(sv[0], "lung") && !strcmp(sv[1], "heart") &&
+                      sv[2] == NULL, "%s: meta string array", cname);
+            CHECK(rec_meta_strv(&q, "absent", &sv) == 0 && sv == NULL, "%s: absent string array reads 0", cname);
+            CHECK(rec_meta_strv(&q, "source", &sv) == -1 && strstr(ct_lasterr(), "meta 'source': not an array"),
+                  "%s: a string is not a string array", cname);
+            CHECK(rec_meta_strv(&q, "ints", &sv) == -1 && strstr(ct_lasterr(), "meta 'ints': item 0 is not a string"),
+                  "%s: numbers are not a string array", cname);
             CHECK(rec_meta_str(&q, "source") && !strcmp(rec_meta_str(&q, "source"), "a b/c.nii.gz"), "%s: meta str",
                   cname);
             CHECK(rec_meta_mat4(&q, "affine", A) == 1 && A[2][0] == 3 && A[0][2] == -0.7, "%s: meta mat4", cname);

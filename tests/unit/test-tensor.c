@@ -18,6 +18,16 @@ int main(void) {
               "dtype: %s maps back", tn_dtype_name((enum tn_dtype)i));
     }
 
+    {
+        uint8_t buf[2 * 3 * 4];
+        for (int i = 0; i < 24; i++) buf[i] = (uint8_t)i;
+        const int64_t sh[3] = { 2, 3, 4 };
+        struct tn_tensor *v = tn_view(a, TN_U8, 3, sh, buf, "mask");
+        CHECK(v->data == buf && v->ndim == 3 && v->shape[2] == 4 && v->stride[0] == 12 && v->stride[1] == 4 &&
+                  v->stride[2] == 1 && tn_numel(v) == 24 && tn_get(v, 23) == 23 && !strcmp(v->name, "mask"),
+              "view: borrows the caller's memory, C strides, element access");
+    }
+
     int aligned = 1;
     for (int i = 0; i < 1000; i++) {
         void *p = tn_arena_alloc(a, (size_t)(i * 7 + 1));
