@@ -14,6 +14,20 @@ check ct-ls ct-ls "$T/p.ctv"
 if grep -q 'ct.prompts/1' "$T/.out" && grep -q 'text_feat *f32 *\[16,2,256\]' "$T/.out"; then ok record
 else notok record "$(head -c 300 "$T/.out")"; fi
 
+# zeroshot reads the record (ct.prompts/1 is its input): one lung feature -> one ct.probs/1 record
+$PYTHON - "$T/o.ctv" <<'EOF'
+import sys, numpy as np
+sys.path.insert(0, "tests/ref")
+import reflib
+x = np.random.default_rng(0).standard_normal(256).astype(np.float32)
+with open(sys.argv[1], "wb") as f:
+    reflib.write_record(f, "ct.organ/1", "valid_1_a_1", {"feature": x / np.linalg.norm(x)}, {"organ": "lung", "empty": False})
+EOF
+if command -v zeroshot >/dev/null; then
+    check zeroshot-reads-it zeroshot --prompts "$T/p.ctv" --abnormalities pipelines/ct-rate-abnormalities.yaml \
+        -o "$T/probs.ctv" "$T/o.ctv"
+else skip zeroshot-reads-it "zeroshot not built"; fi
+
 # --tokens: 32 lines, [CLS] ... [SEP]; "Not Emphysema." = [CLS] not e ##m ##p ##h ##y ##s ##e ##m ##a . [SEP]
 # (ids by hand: letter number k from 0 is 7 + 2k, its ## piece 8 + 2k)
 text-encode --tokens --vocab "$T/vocab.txt" >"$T/tok.txt"
