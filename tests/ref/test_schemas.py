@@ -93,6 +93,14 @@ wf = os.path.join(tmp, "wf.ctv")   # with the VQ-VAE and head keys, for vq-recon
 run([sys.executable, os.path.join(reflib.ROOT, "tools", "ctvis-convert.py"), "--random", "5", "-o", wf])
 org = run(["vq-recon", "-w", wf, "--recon"], input=run(["encode", "-w", wf], input=multi)[0])[0]
 check_records("vq-recon --recon", records(org), "ct.organ.v1")
+wt = os.path.join(tmp, "wt.ctv")
+vocab = os.path.join(tmp, "vocab.txt")
+open(vocab, "w").write("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "."] + [c for c in "abcdefghijklmnopqrstuvwxyz"] +
+                                   ["##" + c for c in "abcdefghijklmnopqrstuvwxyz"]) + "\n")
+run([sys.executable, os.path.join(reflib.ROOT, "tools", "ctvis-convert.py"), "--random", "5", "--text-only",
+     "--text-layers", "1", "--text-hidden", "64", "--vocab", vocab, "-o", wt])
+check_records("ctvis-convert --text-only", records(open(wt, "rb").read()), "ct.weights.v1")
+check_records("text-encode", records(run(["text-encode", "-w", wt])[0]), "ct.prompts.v1")
 rep = run(["report-label", os.path.join(reflib.ROOT, "examples", "phantom-report.json"), "-f", "stream"])[0]
 check_records("report-label", records(rep), "ct.report.v1")
 lab = run(["report-label", "--labels", os.path.join(reflib.ROOT, "tests", "data", "reports", "ct-rate-labels.csv"),
