@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "bert.h"
+#include "blas.h"
 #include "cli.h"
 #include "ct.h"
 #include "organs.h"
@@ -183,6 +184,7 @@ static void write_prompts(const struct opts *o, const struct cli_common *cc, con
 
 int main(int argc, char **argv) {
     ct_init(argv[0]);
+    ct_blas_init(argv);   /* may re-exec once with stronger BLAS kernels (lib/blas.h) */
     struct opts o = { .id = "prompts", .max_length = DEFAULT_MAX_LENGTH };
     struct cli_common cc;
     cli_common_init(&cc);
@@ -290,6 +292,7 @@ int main(int argc, char **argv) {
             ct_die("the vocabulary has %d tokens, the text encoder's embedding table %d rows", wp_vocab_size(v), d.vocab);
         ct_log(1, "text encoder: %d layers, width %d, %d heads, intermediate %d, vocab %d, projection %d; "
                "weights read in %.2f s", d.layers, d.hidden, d.heads, d.intermediate, d.vocab, d.proj, t_load);
+        ct_log(1, "BLAS: %s", ct_blas_describe());
         float *feat = ct_xmalloc((size_t)n * d.proj * sizeof *feat);
         double t1 = ct_now();
         if (bert_prompt_features(b, n, (const int32_t *const *)ids, lens, feat, cc.threads) != 0)

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blas.h"
 #include "cli.h"
 #include "ct.h"
 #include "organs.h"
@@ -305,6 +306,7 @@ static void load_weights(struct ctx *c, const char *path, struct tn_arena *a) {
 
 int main(int argc, char **argv) {
     ct_init(argv[0]);
+    ct_blas_init(argv);   /* may re-exec once with stronger BLAS kernels (lib/blas.h) */
     struct opts o = { 0 };
     struct cli_common cc;
     cli_common_init(&cc);
@@ -330,6 +332,7 @@ int main(int argc, char **argv) {
     double t0 = ct_now();
     load_weights(&c, o.weights, wa);
     ct_log(1, "weights %s loaded in %.2f s (VQ-VAE and head tensors only)", o.weights, ct_now() - t0);
+    ct_log(1, "BLAS: %s", ct_blas_describe());
 
     struct rec_reader *in = rec_reader_open_many(argc - optind, argv + optind);   /* before any output */
     if (!in) ct_die("%s", ct_lasterr());
