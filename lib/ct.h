@@ -106,5 +106,10 @@ void ct_atomic_abort(struct ct_atomic *a);                   /* close + unlink t
 
 /* Write all n bytes to fd (EINTR-safe); -1 + lasterr ("write: No space left ...") */
 int ct_write_all(int fd, const void *buf, size_t n);
+/* Text on stdout: ct_stdout_text() ignores SIGPIPE so a closed reader surfaces
+ * as an error; ct_flush_stdout() flushes and returns -1 + lasterr ("stdout:
+ * write: broken pipe (the reading end has closed)") when any write failed. */
+void ct_stdout_text(void);
+int  ct_flush_stdout(void);
 
 #endif

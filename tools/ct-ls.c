@@ -139,6 +139,10 @@ static int list_streams(const struct opts *o, int n, char **paths, struct tn_are
         }
         if (cli_select_match(&o->sel, &r)) print_record(o, &r);
         tn_arena_reset(arena);
+        if (ct_flush_stdout() != 0) {          /* a closed reader: stop now, say so */
+            rc = -1;
+            break;
+        }
     }
     rec_reader_close(in);
     return rc < 0 ? -1 : 0;
@@ -146,6 +150,7 @@ static int list_streams(const struct opts *o, int n, char **paths, struct tn_are
 
 int main(int argc, char **argv) {
     ct_init(argv[0]);
+    ct_stdout_text();
     struct opts o = { .stats = 1 };
     enum { OPT_CRC = 256, OPT_JSON, OPT_EXPECT };
     static const struct option longopts[] = {
@@ -173,6 +178,6 @@ int main(int argc, char **argv) {
     struct tn_arena *arena = tn_arena_new(0);
     if (list_streams(&o, argc - optind, argv + optind, arena) != 0) ct_die("%s", ct_lasterr());
     tn_arena_free(arena);
-    if (fflush(stdout) != 0 || ferror(stdout)) ct_die("stdout: write error");
+    if (ct_flush_stdout() != 0) ct_die("%s", ct_lasterr());
     return CT_EXIT_OK;
 }
