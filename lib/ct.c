@@ -146,6 +146,8 @@ int ct_prefixerr(const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(pre, sizeof pre, fmt, ap);
     va_end(ap);
+    size_t k = strlen(pre);
+    if (!strncmp(old, pre, k) && old[k] == ':' && old[k + 1] == ' ') return -1;   /* already there */
     snprintf(lasterr, sizeof lasterr, "%s: %s", pre, old);
     return -1;
 }
@@ -154,25 +156,30 @@ const char *ct_lasterr(void) { return lasterr; }
 
 /* ---- memory ---- */
 
-static void oom(size_t n) {
+static _Thread_local const char *oom_ctx;
+
+void ct_oom_context(const char *ctx) { oom_ctx = ctx; }
+
+void ct_oom(size_t n) {
+    if (oom_ctx && *oom_ctx) ct_die("%s: out of memory (asked for %zu bytes)", oom_ctx, n);
     ct_die("out of memory (asked for %zu bytes)", n);
 }
 
 void *ct_xmalloc(size_t n) {
     void *p = malloc(n ? n : 1);
-    if (!p) oom(n);
+    if (!p) ct_oom(n);
     return p;
 }
 
 void *ct_xcalloc(size_t n, size_t size) {
     void *p = calloc(n ? n : 1, size ? size : 1);
-    if (!p) oom(n * size);
+    if (!p) ct_oom(n * size);
     return p;
 }
 
 void *ct_xrealloc(void *p, size_t n) {
     void *q = realloc(p, n ? n : 1);
-    if (!q) oom(n);
+    if (!q) ct_oom(n);
     return q;
 }
 
@@ -185,9 +192,9 @@ char *ct_xstrdup(const char *s) {
 
 void *ct_xaligned(size_t nbytes) {
     size_t n = (nbytes + 63) & ~(size_t)63;
-    if (n < nbytes) oom(nbytes);
+    if (n < nbytes) ct_oom(nbytes);
     void *p = aligned_alloc(64, n ? n : 64);
-    if (!p) oom(nbytes);
+    if (!p) ct_oom(nbytes);
     return p;
 }
 

@@ -60,6 +60,11 @@ void ct_assert_fail(const char *file, int line, const char *expr) __attribute__(
 
 /* ---- memory: these never return NULL; they die with "out of memory" ---- */
 void *ct_xmalloc(size_t n);
+/* Context named by the calling thread's out-of-memory message ("a.ctv: record 3
+ * (id x)"); the string must stay valid until reset with NULL. */
+void  ct_oom_context(const char *ctx);
+/* Die with "[context: ]out of memory (asked for n bytes)". */
+void  ct_oom(size_t n) __attribute__((noreturn));
 void *ct_xcalloc(size_t n, size_t size);
 void *ct_xrealloc(void *p, size_t n);
 char *ct_xstrdup(const char *s);
