@@ -83,32 +83,69 @@ void csv_put_field(struct csv_buf *b, const char *s, size_t n) {
     csv_buf_putc(b, '"');
 }
 
-void csv_put_json_str(struct csv_buf *b, const char *s, size_t n) {
+/* The one escaper behind JSON strings and terminal text.  Valid UTF-8 passes
+ * through except '"', '\\', the C0 controls, DEL and the C1 controls
+ * (U+0080..U+009F, which terminals obey too); an invalid byte becomes U+FFFD in
+ * JSON (the output stays valid UTF-8) and \xNN on a terminal. */
+static void put_escaped(struct csv_buf *b, const char *s, size_t n, int json) {
     static const char hex[] = "0123456789abcdef";
-    csv_buf_putc(b, '"');
-    size_t run = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') continue;
-        csv_buf_put(b, s + run, i - run);
-        run = i + 1;
-        switch (c) {
-        case '"': csv_buf_puts(b, "\\\""); break;
-        case '\\': csv_buf_puts(b, "\\\\"); break;
-        case '\n': csv_buf_puts(b, "\\n"); break;
-        case '\r': csv_buf_puts(b, "\\r"); break;
-        case '\t': csv_buf_puts(b, "\\t"); break;
-        case '\b': csv_buf_puts(b, "\\b"); break;
-        case '\f': csv_buf_puts(b, "\\f"); break;
-        default: {
-            char u[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
-            csv_buf_put(b, u, 6);
+    size_t i = 0;
+    while (i < n) {
+        size_t ok = i + csv_utf8_check(s + i, n - i);   /* s[i..ok) is valid UTF-8 */
+        size_t run = i;
+        for (; i < ok; i++) {
+            unsigned char c = (unsigned char)s[i];
+            int c1 = c == 0xc2 && i + 1 < ok && (unsigned char)s[i + 1] < 0xa0;   /* U+0080..U+009F */
+            if (c >= 0x20 && c != 0x7f && c != '"' && c != '\\' && !c1) continue;
+            if (!json && c == '"') continue;
+            csv_buf_put(b, s + run, i - run);
+            unsigned cp = c1 ? (unsigned char)s[++i] : c;
+            run = i + 1;
+            const char *e = NULL;
+            switch (cp) {
+            case '"': e = "\\\""; break;
+            case '\\': e = "\\\\"; break;
+            case '\n': e = "\\n"; break;
+            case '\r': e = "\\r"; break;
+            case '\t': e = "\\t"; break;
+            case '\b': e = json ? "\\b" : NULL; break;
+            case '\f': e = json ? "\\f" : NULL; break;
+            default: break;
+            }
+            if (e) {
+                csv_buf_puts(b, e);
+            } else if (json) {
+                char u[6] = { '\\', 'u', '0', '0', hex[cp >> 4], hex[cp & 15] };
+                csv_buf_put(b, u, 6);
+            } else if (cp >= 0x80) {                       /* C1: the two bytes, escaped */
+                char u[8] = { '\\', 'x', 'c', '2', '\\', 'x', hex[cp >> 4], hex[cp & 15] };
+                csv_buf_put(b, u, 8);
+            } else {
+                char u[4] = { '\\', 'x', hex[cp >> 4], hex[cp & 15] };
+                csv_buf_put(b, u, 4);
+            }
         }
+        csv_buf_put(b, s + run, ok - run);
+        if (ok < n) {                                      /* one invalid byte */
+            unsigned char c = (unsigned char)s[ok];
+            if (json) {
+                csv_buf_puts(b, "\\ufffd");
+            } else {
+                char u[4] = { '\\', 'x', hex[c >> 4], hex[c & 15] };
+                csv_buf_put(b, u, 4);
+            }
+            i = ok + 1;
         }
     }
-    csv_buf_put(b, s + run, n - run);
+}
+
+void csv_put_json_str(struct csv_buf *b, const char *s, size_t n) {
+    csv_buf_putc(b, '"');
+    put_escaped(b, s, n, 1);
     csv_buf_putc(b, '"');
 }
+
+void csv_put_term_str(struct csv_buf *b, const char *s, size_t n) { put_escaped(b, s, n, 0); }
 
 /* ---- UTF-8 ---- */
 

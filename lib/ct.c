@@ -72,9 +72,15 @@ static void vmsg(const char *fmt, va_list ap) {
     if (m < 0) m = 0;
     size_t len = (size_t)n + (size_t)m;
     if (len > sizeof buf - 2) len = sizeof buf - 2;
-    /* keep the message on one line */
-    for (size_t i = (size_t)n; i < len; i++)
-        if (buf[i] == '\n' || buf[i] == '\r') buf[i] = ' ';
+    /* keep the message on one line, and inert on a terminal: control characters
+     * (an id holding ESC [ ...) become '?', C1 controls (UTF-8 C2 80..9F) too */
+    for (size_t i = (size_t)n; i < len; i++) {
+        unsigned char c = (unsigned char)buf[i];
+        if (c == '\n' || c == '\r' || c == '\t') buf[i] = ' ';
+        else if (c < 0x20 || c == 0x7f) buf[i] = '?';
+        else if (c == 0xc2 && i + 1 < len && (unsigned char)buf[i + 1] >= 0x80 && (unsigned char)buf[i + 1] < 0xa0)
+            buf[i] = '?', buf[i + 1] = '?';
+    }
     buf[len++] = '\n';
     ssize_t w = write(2, buf, len);
     (void)w;

@@ -23,6 +23,7 @@
 #include <zstd.h>
 
 #include "ct.h"
+#include "csv.h"
 
 #define RD_BUFSZ   ((size_t)1 << 20)   /* reader buffer */
 #define WR_BUFSZ   ((size_t)1 << 20)   /* writer buffer */
@@ -484,17 +485,12 @@ const char *rec_meta_str(const struct rec *r, const char *key) {
 
 /* ---- JSON printing ---- */
 
+/* JSON strings through the one escaper of ctvis (csv_put_json_str): valid UTF-8 out. */
 static void json_str(FILE *f, const char *p, size_t n) {
-    fputc('"', f);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)p[i];
-        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
-        else if (c == '\n') fputs("\\n", f);
-        else if (c == '\t') fputs("\\t", f);
-        else if (c < 0x20) fprintf(f, "\\u%04x", c);
-        else fputc(c, f);
-    }
-    fputc('"', f);
+    struct csv_buf b = { 0 };
+    csv_put_json_str(&b, p, n);
+    fwrite(b.p, 1, b.n, f);
+    csv_buf_free(&b);
 }
 
 void rec_json_str(FILE *f, const char *s) { json_str(f, s, strlen(s)); }
