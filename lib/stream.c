@@ -34,7 +34,10 @@
 #define META_ITEM  64                  /* decoded cost of one meta item beyond its bytes:
                                           a msgpack_object (24) and a rec_val (32), rounded up */
 #define MAX_META_KEYS 65536            /* top-level meta keys of one record */
-#define MAX_TENSOR_BYTES 0xffffffffu   /* one tensor: 4 GiB - 1 (msgpack bin32) */
+#ifndef CT_MAX_TENSOR_BYTES
+#define CT_MAX_TENSOR_BYTES 0xffffffffu /* one tensor: 4 GiB - 1 (msgpack bin32); make fuzz lowers it */
+#endif
+#define MAX_TENSOR_BYTES ((size_t)CT_MAX_TENSOR_BYTES)
 #define ZSTD_MIN   256                 /* tensors smaller than this stay raw */
 
 /* ====================================================================== */
@@ -571,6 +574,8 @@ struct rec_reader {
     /* capture of raw bytes (metadata values) */
     struct rec_mp *cap;
     uint64_t   meta_used;            /* decoded size of this record's meta so far (MAX_META) */
+    int64_t    input_left;           /* bytes of a regular-file input after input_start; -1 unknown */
+    uint64_t   input_start;          /* rd->consumed when the current input was opened */
     char       ctx[160];             /* "FILE: record N (id X)" for out-of-memory messages */
 };
 
@@ -600,6 +605,12 @@ static int rd_open_input(struct rec_reader *rd, const char *path) {
         }
     }
     set_pipe_size(fd);
+    /* a regular file says how many bytes are left: a payload longer than that is
+     * refused before its buffer is allocated (a pipe cannot tell) */
+    struct stat st;
+    off_t at = lseek(fd, 0, SEEK_CUR);
+    rd->input_left = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && at >= 0 && st.st_size >= at ? st.st_size - at : -1;
+    rd->input_start = rd->consumed;
     rd->fd = fd;
     rd->owns_fd = fd != 0;
     rd->path = (char *)path;
@@ -668,6 +679,16 @@ static int rd_need(struct rec_reader *rd, size_t n) {
                              (unsigned long long)(rd->consumed + rd->end - rd->rec_start));
         rd->end += (size_t)k;
     }
+    return 0;
+}
+
+/* A payload of n bytes that the rest of a regular file cannot hold: -1 + lasterr. */
+static int rd_fits(struct rec_reader *rd, uint64_t n) {
+    if (rd->input_left < 0) return 0;
+    uint64_t left = (uint64_t)rd->input_left - (rd->consumed - rd->input_start);
+    if (n > left)
+        return ct_seterr("truncated stream (a payload of %llu bytes, but the input ends %llu bytes later)",
+                         (unsigned long long)n, (unsigned long long)left);
     return 0;
 }
 
@@ -940,7 +961,7 @@ static int check_tensor_size(const struct tn_tensor *t) {
     size_t nb = tn_nbytes(t);
     if (nb > MAX_TENSOR_BYTES) {
         char sh[128];
-        return ct_seterr("tensor '%s': shape %s of %s needs %zu bytes; a tensor is limited to 4 GiB - 1 (%u)", t->name,
+        return ct_seterr("tensor '%s': shape %s of %s needs %zu bytes; a tensor is limited to 4 GiB - 1 (%zu)", t->name,
                          tn_shape_str(t, sh, sizeof sh), tn_dtype_name(t->dtype), nb, MAX_TENSOR_BYTES);
     }
     return 0;
@@ -1004,6 +1025,11 @@ static int read_tensor(struct rec_reader *rd, struct tn_arena *a, struct tn_tens
         } else if (kr == 0 && !strcmp(key, "data")) {
             if (v.kind != T_BIN) return ct_seterr("tensor '%s': data must be bin, got %s", t->name, tok_name(v.kind));
             if (data_state != DATA_NONE) return ct_seterr("tensor '%s': duplicate data", t->name);
+            if (rd_fits(rd, v.n) != 0) return ct_prefixerr("tensor '%s'", t->name);
+            /* before dtype and shape: the payload is kept as it comes, never beyond the tensor limit */
+            if (!(have_dtype && have_shape) && v.n > MAX_TENSOR_BYTES)
+                return ct_seterr("tensor '%s': a payload of %llu bytes is over the tensor limit", t->name,
+                                 (unsigned long long)v.n);
             size_t want = have_dtype && have_shape ? tn_nbytes(t) : 0;
             if (have_dtype && have_shape && codec == REC_ZSTD) {
                 /* streaming decompression straight into the tensor */

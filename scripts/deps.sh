@@ -1,7 +1,8 @@
 #!/bin/sh
 # Install the Debian/Ubuntu packages ctvis needs, only those that are missing.
 #   scripts/deps.sh build   compiler and libraries (make, make demo)
-#   scripts/deps.sh test    the above plus Debian's python3 reference stack (make check)
+#   scripts/deps.sh test    the above plus Debian's python3 reference stack and clang's
+#                           libFuzzer (make check, make fuzz)
 # CT_NO_DEPS=1 skips the check entirely.
 set -eu
 [ "${CT_NO_DEPS:-0}" = 1 ] && exit 0
@@ -9,7 +10,7 @@ set -eu
 build="gcc make pkg-config libc6-dev zlib1g-dev libnifti2-dev libmsgpack-dev libzstd-dev
 libopenblas-dev libyaml-dev libdeflate-dev libjansson-dev"
 test="python3 python3-numpy python3-scipy python3-torch python3-nibabel python3-sklearn
-python3-msgpack python3-zstandard python3-yaml zstd"
+python3-msgpack python3-zstandard python3-yaml zstd clang libclang-rt-dev"
 
 case "${1:-build}" in
 build) want=$build ;;
