@@ -83,70 +83,6 @@ void csv_put_field(struct csv_buf *b, const char *s, size_t n) {
     csv_buf_putc(b, '"');
 }
 
-/* The one escaper behind JSON strings and terminal text.  Valid UTF-8 passes
- * through except '"', '\\', the C0 controls, DEL and the C1 controls
- * (U+0080..U+009F, which terminals obey too); an invalid byte becomes U+FFFD in
- * JSON (the output stays valid UTF-8) and \xNN on a terminal. */
-static void put_escaped(struct csv_buf *b, const char *s, size_t n, int json) {
-    static const char hex[] = "0123456789abcdef";
-    size_t i = 0;
-    while (i < n) {
-        size_t ok = i + csv_utf8_check(s + i, n - i);   /* s[i..ok) is valid UTF-8 */
-        size_t run = i;
-        for (; i < ok; i++) {
-            unsigned char c = (unsigned char)s[i];
-            int c1 = c == 0xc2 && i + 1 < ok && (unsigned char)s[i + 1] < 0xa0;   /* U+0080..U+009F */
-            if (c >= 0x20 && c != 0x7f && c != '"' && c != '\\' && !c1) continue;
-            if (!json && c == '"') continue;
-            csv_buf_put(b, s + run, i - run);
-            unsigned cp = c1 ? (unsigned char)s[++i] : c;
-            run = i + 1;
-            const char *e = NULL;
-            switch (cp) {
-            case '"': e = "\\\""; break;
-            case '\\': e = "\\\\"; break;
-            case '\n': e = "\\n"; break;
-            case '\r': e = "\\r"; break;
-            case '\t': e = "\\t"; break;
-            case '\b': e = json ? "\\b" : NULL; break;
-            case '\f': e = json ? "\\f" : NULL; break;
-            default: break;
-            }
-            if (e) {
-                csv_buf_puts(b, e);
-            } else if (json) {
-                char u[6] = { '\\', 'u', '0', '0', hex[cp >> 4], hex[cp & 15] };
-                csv_buf_put(b, u, 6);
-            } else if (cp >= 0x80) {                       /* C1: the two bytes, escaped */
-                char u[8] = { '\\', 'x', 'c', '2', '\\', 'x', hex[cp >> 4], hex[cp & 15] };
-                csv_buf_put(b, u, 8);
-            } else {
-                char u[4] = { '\\', 'x', hex[cp >> 4], hex[cp & 15] };
-                csv_buf_put(b, u, 4);
-            }
-        }
-        csv_buf_put(b, s + run, ok - run);
-        if (ok < n) {                                      /* one invalid byte */
-            unsigned char c = (unsigned char)s[ok];
-            if (json) {
-                csv_buf_puts(b, "\\ufffd");
-            } else {
-                char u[4] = { '\\', 'x', hex[c >> 4], hex[c & 15] };
-                csv_buf_put(b, u, 4);
-            }
-            i = ok + 1;
-        }
-    }
-}
-
-void csv_put_json_str(struct csv_buf *b, const char *s, size_t n) {
-    csv_buf_putc(b, '"');
-    put_escaped(b, s, n, 1);
-    csv_buf_putc(b, '"');
-}
-
-void csv_put_term_str(struct csv_buf *b, const char *s, size_t n) { put_escaped(b, s, n, 0); }
-
 /* ---- UTF-8 ---- */
 
 /* Incremental validator (Unicode 15, table 3-7): need = continuation bytes
@@ -193,6 +129,86 @@ size_t csv_utf8_check(const char *s, size_t n) {
     }
     return u.need ? start : n;
 }
+
+/* The one escaper behind JSON strings and terminal text.  Valid UTF-8 passes
+ * through except '"', '\\', the C0 controls, DEL and the C1 controls
+ * (U+0080..U+009F, which terminals obey too); an invalid byte becomes U+FFFD in
+ * JSON (the output stays valid UTF-8) and \xNN on a terminal.  One pass: plain
+ * ASCII runs are copied in one go, multi-byte sequences validated where they are. */
+static void put_escaped(struct csv_buf *b, const char *s, size_t n, int json) {
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *u = (const unsigned char *)s;
+    size_t run = 0, i = 0;
+    while (i < n) {
+        unsigned char c = u[i];
+        if (c >= 0x20 && c < 0x7f && c != '\\' && (c != '"' || !json)) {
+            i++;
+            continue;
+        }
+        size_t len = 1;                                   /* bytes of this character */
+        unsigned cp = c;                                  /* what to escape, when escaped */
+        int bad = 0;
+        if (c >= 0x80) {
+            struct utf8_state st = { 0 };
+            if (utf8_step(&st, c) != 0) bad = 1;
+            while (!bad && st.need) {
+                if (i + len >= n || utf8_step(&st, u[i + len]) != 0) bad = 1;
+                else len++;
+            }
+            if (bad) len = 1;
+            else if (c == 0xc2 && u[i + 1] < 0xa0) cp = u[i + 1];      /* C1 control */
+            else {                                        /* any other character: as is */
+                i += len;
+                continue;
+            }
+        }
+        csv_buf_put(b, s + run, i - run);
+        i += len;
+        run = i;
+        if (bad) {
+            if (json) {
+                csv_buf_puts(b, "\\ufffd");
+            } else {
+                char e[4] = { '\\', 'x', hex[c >> 4], hex[c & 15] };
+                csv_buf_put(b, e, 4);
+            }
+            continue;
+        }
+        const char *e = NULL;
+        switch (cp) {
+        case '"': e = "\\\""; break;
+        case '\\': e = "\\\\"; break;
+        case '\n': e = "\\n"; break;
+        case '\r': e = "\\r"; break;
+        case '\t': e = "\\t"; break;
+        case '\b': e = json ? "\\b" : NULL; break;
+        case '\f': e = json ? "\\f" : NULL; break;
+        default: break;
+        }
+        if (e) {
+            csv_buf_puts(b, e);
+        } else if (json) {
+            char x[6] = { '\\', 'u', '0', '0', hex[cp >> 4], hex[cp & 15] };
+            csv_buf_put(b, x, 6);
+        } else if (cp >= 0x80) {                          /* C1: the two bytes, escaped */
+            char x[8] = { '\\', 'x', 'c', '2', '\\', 'x', hex[cp >> 4], hex[cp & 15] };
+            csv_buf_put(b, x, 8);
+        } else {
+            char x[4] = { '\\', 'x', hex[cp >> 4], hex[cp & 15] };
+            csv_buf_put(b, x, 4);
+        }
+    }
+    csv_buf_put(b, s + run, n - run);
+}
+
+void csv_put_json_str(struct csv_buf *b, const char *s, size_t n) {
+    csv_buf_putc(b, '"');
+    put_escaped(b, s, n, 1);
+    csv_buf_putc(b, '"');
+}
+
+void csv_put_term_str(struct csv_buf *b, const char *s, size_t n) { put_escaped(b, s, n, 0); }
+
 
 void csv_line_col(const char *s, size_t off, long *line, long *col) {
     long l = 1, c = 1;
