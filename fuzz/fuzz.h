@@ -17,12 +17,25 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* A temporary file ending in suffix, created once; its path stays valid. */
+static const char *fuzz_paths[4];
+static inline void fuzz_cleanup(void) {
+    for (int i = 0; i < 4; i++)
+        if (fuzz_paths[i]) unlink(fuzz_paths[i]);
+}
+
+/* A temporary file ending in suffix, created once (removed at exit); its path stays valid. */
 static inline const char *fuzz_file(const char *suffix, int *fd_out) {
     char *path = malloc(256);
-    snprintf(path, 256, "/tmp/ctvis-fuzz-XXXXXX%s", suffix);
+    /* tmpfs when there is one: rewriting a file per input costs less than on a disk */
+    snprintf(path, 256, "%s/ctvis-fuzz-XXXXXX%s", access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp", suffix);
     int fd = mkstemps(path, (int)strlen(suffix));
     if (fd < 0) abort();
+    for (int i = 0; i < 4; i++)
+        if (!fuzz_paths[i]) {
+            if (i == 0) atexit(fuzz_cleanup);
+            fuzz_paths[i] = path;
+            break;
+        }
     *fd_out = fd;
     return path;
 }
