@@ -575,6 +575,7 @@ struct rec_reader {
     struct rec_mp *cap;
     uint64_t   meta_used;            /* decoded size of this record's meta so far (MAX_META) */
     int64_t    input_left;           /* bytes of a regular-file input after input_start; -1 unknown */
+    int64_t    input_off0;           /* its file offset when opened */
     uint64_t   input_start;          /* rd->consumed when the current input was opened */
     char       ctx[160];             /* "FILE: record N (id X)" for out-of-memory messages */
 };
@@ -610,6 +611,7 @@ static int rd_open_input(struct rec_reader *rd, const char *path) {
     struct stat st;
     off_t at = lseek(fd, 0, SEEK_CUR);
     rd->input_left = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && at >= 0 && st.st_size >= at ? st.st_size - at : -1;
+    rd->input_off0 = at;
     rd->input_start = rd->consumed;
     rd->fd = fd;
     rd->owns_fd = fd != 0;
@@ -685,7 +687,12 @@ static int rd_need(struct rec_reader *rd, size_t n) {
 /* A payload of n bytes that the rest of a regular file cannot hold: -1 + lasterr. */
 static int rd_fits(struct rec_reader *rd, uint64_t n) {
     if (rd->input_left < 0) return 0;
-    uint64_t left = (uint64_t)rd->input_left - (rd->consumed - rd->input_start);
+    uint64_t used = rd->consumed - rd->input_start;
+    struct stat st;
+    /* a file still being written may have grown since it was opened: look again */
+    if (n > (uint64_t)rd->input_left - used && fstat(rd->fd, &st) == 0 && st.st_size - rd->input_off0 > rd->input_left)
+        rd->input_left = st.st_size - rd->input_off0;
+    uint64_t left = (uint64_t)rd->input_left - used;
     if (n > left)
         return ct_seterr("truncated stream (a payload of %llu bytes, but the input ends %llu bytes later)",
                          (unsigned long long)n, (unsigned long long)left);
