@@ -6,6 +6,7 @@
 # to build/fuzz/corpus/<target>, which keeps growing across runs).  Prints one line per
 # target: executions, coverage (cov: edges, ft: features), corpus size, and any finding,
 # which libFuzzer saves under build/fuzz/artifacts/<target>/.  Exit 1 when a target fails.
+# FUZZ_SEED=N fixes libFuzzer's seed; FUZZ_TIMEOUT (default 20 s) is the slowest input allowed.
 set -u
 secs=${1:?usage: scripts/fuzz.sh SECONDS [TARGET...]}
 shift
@@ -27,7 +28,9 @@ for t in "$@"; do
             continue
         fi
     fi
-    "$bin" -max_total_time="$secs" -print_final_stats=1 -timeout=20 -rss_limit_mb=3072 -malloc_limit_mb=3072 \
+    # shellcheck disable=SC2086
+    "$bin" -max_total_time="$secs" -print_final_stats=1 -timeout="${FUZZ_TIMEOUT:-20}" ${FUZZ_SEED:+-seed=$FUZZ_SEED} \
+        -rss_limit_mb=3072 -malloc_limit_mb=3072 \
         -artifact_prefix="$B/artifacts/$t/" "$B/corpus/$t" >"$B/$t.log" 2>&1
     rc=$?
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$B/$t.log" | tail -1)
