@@ -86,7 +86,9 @@ for sig in USR1 USR2 ALRM TERM; do
     pid=$!
     exec 3>"$T/fifo"                     # held open: ct-pick waits for more records
     cat "$T/a.ctv" >&3
-    for _ in $(seq 100); do [ -n "$(find "$T/sig$sig" -name '.*.tmp*')" ] && break; sleep 0.05; done
+    started=0
+    for _ in $(seq 400); do [ -n "$(find "$T/sig$sig" -name '.*.tmp*')" ] && started=1 && break; sleep 0.05; done
+    [ $started = 1 ] || notok "SIG$sig while writing: the temporary file appeared" "not within 20 s"
     kill -"$sig" "$pid"
     wait "$pid" 2>/dev/null
     exec 3>&-
