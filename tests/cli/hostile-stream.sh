@@ -128,8 +128,8 @@ t0=$(date +%s.%N)
 n=$(timeout 20 ct-pick "$T/keys.ctv" | timeout 20 ct-ls -S | grep -c '^  meta ')
 t1=$(date +%s.%N)
 secs=$(echo "$t1 - $t0" | bc)
-if [ "$n" = 65000 ] && [ "$(echo "$secs < 3" | bc)" = 1 ]; then ok "meta: 65000 keys read, copied and read again in ${secs}s (< 3 s)"
-else notok "meta: 65000 keys read, copied and read again in ${secs}s (< 3 s)" "$n keys"; fi
+if [ "$n" = 65000 ] && [ "$(echo "$secs < 8" | bc)" = 1 ]; then ok "meta: 65000 keys read, copied and read again in ${secs}s (< 8 s; quadratic took > 20 s)"
+else notok "meta: 65000 keys read, copied and read again in ${secs}s (< 8 s)" "$n keys"; fi
 expect_fail "meta: more than 65536 keys refused" 1 "record 0 \(id k2\): meta: 160000 keys \(at most 65536\)$" \
     ct-ls "$T/keys-over.ctv"
 expect_fail "meta: 10 million nils are 640 MB decoded" 1 \

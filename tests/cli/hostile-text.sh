@@ -29,5 +29,5 @@ timeout 30 report-label -f csv "$T/keys.yaml" >"$T/keys.out" 2>"$T/keys.err"
 rc=$?
 secs=$(echo "$(date +%s.%N) - $t0" | bc)
 # the extra key may be refused or ignored; what matters is the time to get there
-if [ "$rc" != 124 ] && [ "$(echo "$secs < 3" | bc)" = 1 ]; then ok "yaml: a report with 100000 keys is parsed in ${secs}s (< 3 s)"
-else notok "yaml: a report with 100000 keys is parsed in ${secs}s (< 3 s)" "rc $rc $(head -c 200 "$T/keys.err")"; fi
+if [ "$rc" != 124 ] && [ "$(echo "$secs < 10" | bc)" = 1 ]; then ok "yaml: a report with 100000 keys is parsed in ${secs}s (< 10 s; quadratic took > 30 s)"
+else notok "yaml: a report with 100000 keys is parsed in ${secs}s (< 10 s)" "rc $rc $(head -c 200 "$T/keys.err")"; fi

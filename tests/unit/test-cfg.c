@@ -80,7 +80,7 @@ int main(void) {
     CHECK(cfg_load_all(many, (size_t)k, "many.yaml", a, &docs) < 0 && strstr(ct_lasterr(), "aliases expand"),
           "cfg: the alias budget is per input, not per document");
     free(many);
-    CHECK(ct_now() - t0 < 2, "cfg: the refusals are fast");
+    CHECK(ct_now() - t0 < 5, "cfg: the refusals are fast (under 5 s; the bomb is 10^8 nodes)");
 
     /* issue 15 item 4: the duplicate-key check is linear (100000 keys: 30 s before) */
     size_t cap = 100000 * 32, n = 0;
@@ -89,7 +89,7 @@ int main(void) {
     t0 = ct_now();
     d = cfg_load_string(keys, n, "keys.yaml", a);
     double dt = ct_now() - t0;
-    CHECK(d && d->n == 100000 && dt < 3, "cfg: 100000 keys load in under 3 s (linear duplicate check)");
+    CHECK(d && d->n == 100000 && dt < 10, "cfg: 100000 keys load in under 10 s (linear duplicate check; quadratic took 30 s)");
     n += (size_t)snprintf(keys + n, cap - n, "key050000: dup\n");
     CHECK(!cfg_load_string(keys, n, "keys.yaml", a) && strstr(ct_lasterr(), "keys.yaml:100001:1: duplicate key 'key050000'"),
           "cfg: a duplicate among 100000 keys is found");
