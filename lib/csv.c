@@ -137,6 +137,7 @@ size_t csv_utf8_check(const char *s, size_t n) {
  * ASCII runs are copied in one go, multi-byte sequences validated where they are. */
 static void put_escaped(struct csv_buf *b, const char *s, size_t n, int json) {
     static const char hex[] = "0123456789abcdef";
+    if (n == 0) return;                                   /* s may be NULL (msgpack's empty string) */
     const unsigned char *u = (const unsigned char *)s;
     size_t run = 0, i = 0;
     while (i < n) {

@@ -498,6 +498,9 @@ static void test_escaper(void) {
         csv_put_term_str(&b, c[i].in, c[i].n);
         CHECK(b.n == strlen(c[i].term) && !memcmp(b.p, c[i].term, b.n), "escaper: terminal case %zu", i);
     }
+    b.n = 0;
+    csv_put_json_str(&b, NULL, 0);                  /* msgpack's empty string has no pointer (fuzz-stream) */
+    CHECK(b.n == 2 && !memcmp(b.p, "\"\"", 2), "escaper: an empty string without a pointer");
     csv_buf_free(&b);
 }
 
