@@ -389,7 +389,7 @@ static void obj_to_val(struct tn_arena *a, const msgpack_object *o, struct rec_v
             const msgpack_object *k = &o->via.map.ptr[i].key;
             if (k->type == MSGPACK_OBJECT_STR) {
                 char *s = tn_arena_alloc(a, (size_t)k->via.str.size + 1);
-                memcpy(s, k->via.str.ptr, k->via.str.size);
+                if (k->via.str.size) memcpy(s, k->via.str.ptr, k->via.str.size);   /* "" has no pointer */
                 s[k->via.str.size] = 0;
                 v->v.m.keys[i] = s;
             } else {
