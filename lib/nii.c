@@ -412,7 +412,9 @@ static int read_common(const char *path, struct tn_arena *arena, struct nii_imag
      * 1032:1, so no gzip file of n bytes holds more than 1032 n. */
     if (vox_offset > INT64_MAX / 2 || nbytes > INT64_MAX / 2 ||
         (!fb.gz && (uint64_t)(vox_offset + nbytes) > fb.n)) {
-        ct_seterr("truncated file (%zu bytes; the header promises %lld)", fb.n, (long long)(vox_offset + nbytes));
+        /* the sum in unsigned: both may be near INT64_MAX here */
+        ct_seterr("truncated file (%zu bytes; the header promises %llu)", fb.n,
+                  (unsigned long long)vox_offset + (unsigned long long)nbytes);
         goto done;
     }
     if (fb.gz && (uint64_t)(vox_offset + nbytes) / 1032 > fb.n + 1024) {
