@@ -5,6 +5,8 @@
 #   make demo       run the main job on the bundled synthetic phantom
 #   make asan       build with AddressSanitizer + UBSan into build/asan, run the tests
 #   make bench      run the benchmarks in bench/ (slow; not tests)
+#   make fuzz       build the libFuzzer targets (clang, ASan+UBSan) into build/fuzz and run
+#                   each FUZZ_SECS seconds (default 600) on fuzz/corpus (fuzz/README.md)
 #   make deps       install the Debian packages the build and the tests need
 #   V=1             show full command lines
 
@@ -48,7 +50,7 @@ BINS      = $(TOOLS:%=$(BUILD)/bin/%)
 UNIT_SRC  = $(wildcard tests/unit/test-*.c)
 UNITS     = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all check test demo asan bench deps deps-build clean install format lint valgrind
+.PHONY: all check test demo asan bench deps deps-build clean install format lint valgrind fuzz fuzz-build
 all: $(BINS) $(UNITS)
 
 $(BUILD)/lib/%.o: lib/%.c
@@ -106,5 +108,34 @@ lint:
 
 clean:
 	rm -rf build
+
+# ---- fuzzing: clang's libFuzzer under AddressSanitizer + UBSan (Debian: clang, libclang-rt-dev) ----
+FUZZ_CC      ?= clang
+FUZZ_SECS    ?= 600
+FUZZ_BUILD    = build/fuzz
+FUZZ_TARGETS  = $(notdir $(basename $(wildcard fuzz/fuzz-*.c)))
+FUZZ_SAN      = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+# a 64 MiB tensor limit instead of 4 GiB - 1: a legitimate 4 GiB tensor is not a finding
+FUZZ_CFLAGS   = -std=c11 -D_POSIX_C_SOURCE=200809L -g -O1 $(ARCH) $(FUZZ_SAN) -Wall -Wno-unused-command-line-argument \
+                -DCT_MAX_TENSOR_BYTES='((size_t)64 << 20)'
+FUZZ_LIB_OBJ  = $(LIB_SRC:lib/%.c=$(FUZZ_BUILD)/lib/%.o)
+
+fuzz-build: $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/bin/%)
+
+$(FUZZ_BUILD)/lib/%.o: lib/%.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  FUZZCC  $<")
+	$(Q)$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_BUILD)/libct.a: $(FUZZ_LIB_OBJ)
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
+$(FUZZ_BUILD)/bin/fuzz-%: fuzz/fuzz-%.c fuzz/fuzz.h $(FUZZ_BUILD)/libct.a
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  FUZZLD  $@")
+	$(Q)$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -D_DEFAULT_SOURCE -fsanitize=fuzzer -o $@ $< $(FUZZ_BUILD)/libct.a $(LDLIBS)
+
+fuzz: fuzz-build
+	$(Q)FUZZ_BUILD=$(FUZZ_BUILD) scripts/fuzz.sh $(FUZZ_SECS) $(FUZZ_TARGETS)
 
 -include $(LIB_OBJ:.o=.d) $(BINS:%=%.d) $(UNITS:%=%.d)

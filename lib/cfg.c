@@ -14,14 +14,21 @@
 
 #define CFG_MAX_DEPTH 256
 #define CFG_MAX_ANCHORS 1024
+/* Aliases share their anchor's node, but whoever walks the tree visits every
+ * copy: a document whose aliases add more than this many nodes to the walk
+ * (the "billion laughs": 8 levels of 10 aliases are 10^8) is refused. */
+#define CFG_MAX_ALIAS_NODES 1000000
+#define OPEN ((size_t)-1)                    /* anchor weight while its node is being parsed */
 
 struct builder {
     yaml_parser_t    parser;
     struct tn_arena *a;
     const char      *name;
     int              n_anchors;
+    size_t           alias_nodes;            /* nodes added by aliases in this input (all documents) */
     const char      *anchor_names[CFG_MAX_ANCHORS];
     struct cfg_node *anchor_nodes[CFG_MAX_ANCHORS];
+    size_t           anchor_weight[CFG_MAX_ANCHORS];   /* nodes in the anchored subtree, expanded */
 };
 
 int cfg_error(const struct cfg_node *n, const char *fmt, ...) {
@@ -50,10 +57,46 @@ static struct cfg_node *node_new(struct builder *b, enum cfg_type t, const yaml_
     return n;
 }
 
-static void remember_anchor(struct builder *b, const yaml_char_t *anchor, struct cfg_node *n) {
-    if (!anchor || b->n_anchors >= CFG_MAX_ANCHORS) return;
+/* Returns the anchor's slot (its weight is set when the node is complete), or -1. */
+static int remember_anchor(struct builder *b, const yaml_char_t *anchor, struct cfg_node *n) {
+    if (!anchor || b->n_anchors >= CFG_MAX_ANCHORS) return -1;
     b->anchor_names[b->n_anchors] = tn_arena_strdup(b->a, (const char *)anchor);
-    b->anchor_nodes[b->n_anchors++] = n;
+    b->anchor_nodes[b->n_anchors] = n;
+    b->anchor_weight[b->n_anchors] = OPEN;
+    return b->n_anchors++;
+}
+
+/* A set of map keys, so that the duplicate check stays linear in the number of keys. */
+struct keyset {
+    const char **slot;
+    size_t       cap, n;
+};
+static size_t str_hash(const char *k) {
+    size_t h = 1469598103934665603u;          /* FNV-1a */
+    for (; *k; k++) h = (h ^ (unsigned char)*k) * 1099511628211u;
+    return h;
+}
+/* Insert k; 1 when it was already there. */
+static int keyset_add(struct keyset *ks, const char *k) {
+    if (2 * (ks->n + 1) > ks->cap) {
+        size_t cap = ks->cap ? 2 * ks->cap : 16;
+        const char **slot = ct_xcalloc(cap, sizeof *slot);
+        for (size_t i = 0; i < ks->cap; i++)
+            if (ks->slot[i]) {
+                size_t h = str_hash(ks->slot[i]) & (cap - 1);
+                while (slot[h]) h = (h + 1) & (cap - 1);
+                slot[h] = ks->slot[i];
+            }
+        free(ks->slot);
+        ks->slot = slot;
+        ks->cap = cap;
+    }
+    size_t h = str_hash(k) & (ks->cap - 1);
+    for (; ks->slot[h]; h = (h + 1) & (ks->cap - 1))
+        if (!strcmp(ks->slot[h], k)) return 1;
+    ks->slot[h] = k;
+    ks->n++;
+    return 0;
 }
 
 /* Growable pointer arrays built in malloc memory, copied to the arena at the end. */
@@ -76,15 +119,17 @@ static void **vec_to_arena(struct builder *b, struct vec *v) {
     return out;
 }
 
-/* Parse one node whose first event is ev (owned by the caller). */
-static struct cfg_node *parse_node(struct builder *b, yaml_event_t *ev, int depth);
+/* Parse one node whose first event is ev (owned by the caller); *w = its node
+ * count with every alias expanded. */
+static struct cfg_node *parse_node(struct builder *b, yaml_event_t *ev, int depth, size_t *w);
 
 static int next_event(struct builder *b, yaml_event_t *ev) {
     if (!yaml_parser_parse(&b->parser, ev)) return parse_error(b);
     return 0;
 }
 
-static struct cfg_node *parse_node(struct builder *b, yaml_event_t *ev, int depth) {
+static struct cfg_node *parse_node(struct builder *b, yaml_event_t *ev, int depth, size_t *w) {
+    *w = 1;
     if (depth > CFG_MAX_DEPTH) {
         ct_seterr("%s:%zu: nesting deeper than %d", b->name, ev->start_mark.line + 1, CFG_MAX_DEPTH);
         return NULL;
@@ -100,18 +145,32 @@ static struct cfg_node *parse_node(struct builder *b, yaml_event_t *ev, int dept
         n->len = len;
         n->quoted = ev->data.scalar.style == YAML_SINGLE_QUOTED_SCALAR_STYLE ||
                     ev->data.scalar.style == YAML_DOUBLE_QUOTED_SCALAR_STYLE;
-        remember_anchor(b, ev->data.scalar.anchor, n);
+        int slot = remember_anchor(b, ev->data.scalar.anchor, n);
+        if (slot >= 0) b->anchor_weight[slot] = 1;
         return n;
     }
     case YAML_ALIAS_EVENT:
         for (int i = b->n_anchors - 1; i >= 0; i--)
-            if (!strcmp(b->anchor_names[i], (const char *)ev->data.alias.anchor)) return b->anchor_nodes[i];
+            if (!strcmp(b->anchor_names[i], (const char *)ev->data.alias.anchor)) {
+                if (b->anchor_weight[i] == OPEN) {    /* &a [*a]: a cycle no walker would leave */
+                    ct_seterr("%s:%zu:%zu: alias *%s refers to a node that contains it", b->name,
+                              ev->start_mark.line + 1, ev->start_mark.column + 1, b->anchor_names[i]);
+                    return NULL;
+                }
+                *w = b->anchor_weight[i];
+                if ((b->alias_nodes += *w) > CFG_MAX_ALIAS_NODES) {
+                    ct_seterr("%s:%zu:%zu: aliases expand the document by more than %d nodes", b->name,
+                              ev->start_mark.line + 1, ev->start_mark.column + 1, CFG_MAX_ALIAS_NODES);
+                    return NULL;
+                }
+                return b->anchor_nodes[i];
+            }
         ct_seterr("%s:%zu:%zu: unknown alias *%s", b->name, ev->start_mark.line + 1, ev->start_mark.column + 1,
                   (const char *)ev->data.alias.anchor);
         return NULL;
     case YAML_SEQUENCE_START_EVENT: {
         struct cfg_node *n = node_new(b, CFG_SEQ, ev);
-        remember_anchor(b, ev->data.sequence_start.anchor, n);
+        int slot = remember_anchor(b, ev->data.sequence_start.anchor, n);
         struct vec items = { 0 };
         for (;;) {
             yaml_event_t e;
@@ -120,11 +179,14 @@ static struct cfg_node *parse_node(struct builder *b, yaml_event_t *ev, int dept
                 yaml_event_delete(&e);
                 n->n = items.n;
                 n->items = (struct cfg_node **)vec_to_arena(b, &items);
+                if (slot >= 0) b->anchor_weight[slot] = *w;
                 return n;
             }
-            struct cfg_node *c = parse_node(b, &e, depth + 1);
+            size_t cw;
+            struct cfg_node *c = parse_node(b, &e, depth + 1, &cw);
             yaml_event_delete(&e);
             if (!c) break;
+            *w += cw;
             vec_push(&items, c);
         }
         free(items.p);
@@ -132,8 +194,9 @@ static struct cfg_node *parse_node(struct builder *b, yaml_event_t *ev, int dept
     }
     case YAML_MAPPING_START_EVENT: {
         struct cfg_node *n = node_new(b, CFG_MAP, ev);
-        remember_anchor(b, ev->data.mapping_start.anchor, n);
+        int slot = remember_anchor(b, ev->data.mapping_start.anchor, n);
         struct vec keys = { 0 }, vals = { 0 };
+        struct keyset seen = { 0 };
         for (;;) {
             yaml_event_t e;
             if (next_event(b, &e) != 0) break;
@@ -142,28 +205,31 @@ static struct cfg_node *parse_node(struct builder *b, yaml_event_t *ev, int dept
                 n->n = keys.n;
                 n->keys = (const char **)vec_to_arena(b, &keys);
                 n->vals = (struct cfg_node **)vec_to_arena(b, &vals);
+                free(seen.slot);
+                if (slot >= 0) b->anchor_weight[slot] = *w;
                 return n;
             }
-            struct cfg_node *k = parse_node(b, &e, depth + 1);
+            size_t kw, vw;
+            struct cfg_node *k = parse_node(b, &e, depth + 1, &kw);
             yaml_event_delete(&e);
             if (!k) break;
             if (k->type != CFG_SCALAR) {
                 cfg_error(k, "map keys must be scalars");
                 break;
             }
-            for (int i = 0; i < keys.n; i++)
-                if (!strcmp((const char *)keys.p[i], k->str)) {
-                    cfg_error(k, "duplicate key '%s'", k->str);
-                    goto fail_map;
-                }
+            if (keyset_add(&seen, k->str)) {
+                cfg_error(k, "duplicate key '%s'", k->str);
+                break;
+            }
             if (next_event(b, &e) != 0) break;
-            struct cfg_node *v = parse_node(b, &e, depth + 1);
+            struct cfg_node *v = parse_node(b, &e, depth + 1, &vw);
             yaml_event_delete(&e);
             if (!v) break;
+            *w += kw + vw;
             vec_push(&keys, (void *)k->str);
             vec_push(&vals, v);
         }
-    fail_map:
+        free(seen.slot);
         free(keys.p);
         free(vals.p);
         return NULL;
@@ -201,10 +267,11 @@ static int load_docs(const char *text, size_t n, const char *name, struct tn_are
         }
         if (t == YAML_DOCUMENT_START_EVENT) {
             yaml_event_delete(&e);
-            b->n_anchors = 0;                       /* anchors are per document */
+            b->n_anchors = 0;                       /* anchors are per document; the alias budget per input */
             yaml_event_t root;
             if (next_event(b, &root) != 0) goto done;
-            struct cfg_node *node = parse_node(b, &root, 0);
+            size_t w;
+            struct cfg_node *node = parse_node(b, &root, 0, &w);
             yaml_event_delete(&root);
             if (!node) goto done;
             vec_push(&docs, node);

@@ -83,33 +83,6 @@ void csv_put_field(struct csv_buf *b, const char *s, size_t n) {
     csv_buf_putc(b, '"');
 }
 
-void csv_put_json_str(struct csv_buf *b, const char *s, size_t n) {
-    static const char hex[] = "0123456789abcdef";
-    csv_buf_putc(b, '"');
-    size_t run = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') continue;
-        csv_buf_put(b, s + run, i - run);
-        run = i + 1;
-        switch (c) {
-        case '"': csv_buf_puts(b, "\\\""); break;
-        case '\\': csv_buf_puts(b, "\\\\"); break;
-        case '\n': csv_buf_puts(b, "\\n"); break;
-        case '\r': csv_buf_puts(b, "\\r"); break;
-        case '\t': csv_buf_puts(b, "\\t"); break;
-        case '\b': csv_buf_puts(b, "\\b"); break;
-        case '\f': csv_buf_puts(b, "\\f"); break;
-        default: {
-            char u[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
-            csv_buf_put(b, u, 6);
-        }
-        }
-    }
-    csv_buf_put(b, s + run, n - run);
-    csv_buf_putc(b, '"');
-}
-
 /* ---- UTF-8 ---- */
 
 /* Incremental validator (Unicode 15, table 3-7): need = continuation bytes
@@ -156,6 +129,87 @@ size_t csv_utf8_check(const char *s, size_t n) {
     }
     return u.need ? start : n;
 }
+
+/* The one escaper behind JSON strings and terminal text.  Valid UTF-8 passes
+ * through except '"', '\\', the C0 controls, DEL and the C1 controls
+ * (U+0080..U+009F, which terminals obey too); an invalid byte becomes U+FFFD in
+ * JSON (the output stays valid UTF-8) and \xNN on a terminal.  One pass: plain
+ * ASCII runs are copied in one go, multi-byte sequences validated where they are. */
+static void put_escaped(struct csv_buf *b, const char *s, size_t n, int json) {
+    static const char hex[] = "0123456789abcdef";
+    if (n == 0) return;                                   /* s may be NULL (msgpack's empty string) */
+    const unsigned char *u = (const unsigned char *)s;
+    size_t run = 0, i = 0;
+    while (i < n) {
+        unsigned char c = u[i];
+        if (c >= 0x20 && c < 0x7f && c != '\\' && (c != '"' || !json)) {
+            i++;
+            continue;
+        }
+        size_t len = 1;                                   /* bytes of this character */
+        unsigned cp = c;                                  /* what to escape, when escaped */
+        int bad = 0;
+        if (c >= 0x80) {
+            struct utf8_state st = { 0 };
+            if (utf8_step(&st, c) != 0) bad = 1;
+            while (!bad && st.need) {
+                if (i + len >= n || utf8_step(&st, u[i + len]) != 0) bad = 1;
+                else len++;
+            }
+            if (bad) len = 1;
+            else if (c == 0xc2 && u[i + 1] < 0xa0) cp = u[i + 1];      /* C1 control */
+            else {                                        /* any other character: as is */
+                i += len;
+                continue;
+            }
+        }
+        csv_buf_put(b, s + run, i - run);
+        i += len;
+        run = i;
+        if (bad) {
+            if (json) {
+                csv_buf_puts(b, "\\ufffd");
+            } else {
+                char e[4] = { '\\', 'x', hex[c >> 4], hex[c & 15] };
+                csv_buf_put(b, e, 4);
+            }
+            continue;
+        }
+        const char *e = NULL;
+        switch (cp) {
+        case '"': e = "\\\""; break;
+        case '\\': e = "\\\\"; break;
+        case '\n': e = "\\n"; break;
+        case '\r': e = "\\r"; break;
+        case '\t': e = "\\t"; break;
+        case '\b': e = json ? "\\b" : NULL; break;
+        case '\f': e = json ? "\\f" : NULL; break;
+        default: break;
+        }
+        if (e) {
+            csv_buf_puts(b, e);
+        } else if (json) {
+            char x[6] = { '\\', 'u', '0', '0', hex[cp >> 4], hex[cp & 15] };
+            csv_buf_put(b, x, 6);
+        } else if (cp >= 0x80) {                          /* C1: the two bytes, escaped */
+            char x[8] = { '\\', 'x', 'c', '2', '\\', 'x', hex[cp >> 4], hex[cp & 15] };
+            csv_buf_put(b, x, 8);
+        } else {
+            char x[4] = { '\\', 'x', hex[cp >> 4], hex[cp & 15] };
+            csv_buf_put(b, x, 4);
+        }
+    }
+    csv_buf_put(b, s + run, n - run);
+}
+
+void csv_put_json_str(struct csv_buf *b, const char *s, size_t n) {
+    csv_buf_putc(b, '"');
+    put_escaped(b, s, n, 1);
+    csv_buf_putc(b, '"');
+}
+
+void csv_put_term_str(struct csv_buf *b, const char *s, size_t n) { put_escaped(b, s, n, 0); }
+
 
 void csv_line_col(const char *s, size_t off, long *line, long *col) {
     long l = 1, c = 1;

@@ -47,9 +47,14 @@ void csv_buf_free(struct csv_buf *b);          /* NULL-safe; leaves b empty */
  * ',', '"', CR or LF, verbatim otherwise. */
 void csv_put_field(struct csv_buf *b, const char *s, size_t n);
 
-/* Append s[0..n) as a JSON string literal (quotes, escapes for '"', '\\' and
- * control characters; UTF-8 passes through unchanged). */
+/* Append s[0..n) as a JSON string literal: quoted; '"', '\\', control characters,
+ * DEL and the C1 controls escaped (\n, \u001b, \u009b); other valid UTF-8 passes
+ * through; each byte that is not valid UTF-8 becomes \ufffd, so the output is
+ * always valid UTF-8 JSON.  The one JSON string escaper of ctvis. */
 void csv_put_json_str(struct csv_buf *b, const char *s, size_t n);
+/* Append s[0..n) as text safe for a terminal: control characters, DEL, C1
+ * controls and invalid UTF-8 bytes as \xNN (\n, \t, \r and \\ as such); no quotes. */
+void csv_put_term_str(struct csv_buf *b, const char *s, size_t n);
 
 /* Offset of the first byte of s[0..n) that is not part of valid UTF-8
  * (overlong forms, surrogates and code points above U+10FFFF are invalid),

@@ -48,9 +48,15 @@ void ct_init(const char *argv0) {
         if (!strcmp(lv, "debug")) ct_log_level = 2;
         else if (!strcmp(lv, "info")) ct_log_level = 1;
     }
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
-    signal(SIGHUP, on_signal);
+    /* every signal whose default action ends the process removes the temporary
+     * files first (SIGPIPE stays default: a stdout reader closing is handled by
+     * the writers; SIGKILL cannot be caught) */
+    static const int fatal[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM,
+                                 SIGPROF, SIGXCPU };
+    for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++) signal(fatal[i], on_signal);
+    /* the file-size limit (ulimit -f): a write past it fails with EFBIG, which
+     * every writer reports and cleans up after, instead of killing the process */
+    signal(SIGXFSZ, SIG_IGN);
 }
 
 const char *ct_progname(void) { return progname; }
@@ -66,9 +72,15 @@ static void vmsg(const char *fmt, va_list ap) {
     if (m < 0) m = 0;
     size_t len = (size_t)n + (size_t)m;
     if (len > sizeof buf - 2) len = sizeof buf - 2;
-    /* keep the message on one line */
-    for (size_t i = (size_t)n; i < len; i++)
-        if (buf[i] == '\n' || buf[i] == '\r') buf[i] = ' ';
+    /* keep the message on one line, and inert on a terminal: control characters
+     * (an id holding ESC [ ...) become '?', C1 controls (UTF-8 C2 80..9F) too */
+    for (size_t i = (size_t)n; i < len; i++) {
+        unsigned char c = (unsigned char)buf[i];
+        if (c == '\n' || c == '\r' || c == '\t') buf[i] = ' ';
+        else if (c < 0x20 || c == 0x7f) buf[i] = '?';
+        else if (c == 0xc2 && i + 1 < len && (unsigned char)buf[i + 1] >= 0x80 && (unsigned char)buf[i + 1] < 0xa0)
+            buf[i] = '?', buf[i + 1] = '?';
+    }
     buf[len++] = '\n';
     ssize_t w = write(2, buf, len);
     (void)w;
@@ -140,6 +152,8 @@ int ct_prefixerr(const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(pre, sizeof pre, fmt, ap);
     va_end(ap);
+    size_t k = strlen(pre);
+    if (!strncmp(old, pre, k) && old[k] == ':' && old[k + 1] == ' ') return -1;   /* already there */
     snprintf(lasterr, sizeof lasterr, "%s: %s", pre, old);
     return -1;
 }
@@ -148,25 +162,30 @@ const char *ct_lasterr(void) { return lasterr; }
 
 /* ---- memory ---- */
 
-static void oom(size_t n) {
+static _Thread_local const char *oom_ctx;
+
+void ct_oom_context(const char *ctx) { oom_ctx = ctx; }
+
+void ct_oom(size_t n) {
+    if (oom_ctx && *oom_ctx) ct_die("%s: out of memory (asked for %zu bytes)", oom_ctx, n);
     ct_die("out of memory (asked for %zu bytes)", n);
 }
 
 void *ct_xmalloc(size_t n) {
     void *p = malloc(n ? n : 1);
-    if (!p) oom(n);
+    if (!p) ct_oom(n);
     return p;
 }
 
 void *ct_xcalloc(size_t n, size_t size) {
     void *p = calloc(n ? n : 1, size ? size : 1);
-    if (!p) oom(n * size);
+    if (!p) ct_oom(n * size);
     return p;
 }
 
 void *ct_xrealloc(void *p, size_t n) {
     void *q = realloc(p, n ? n : 1);
-    if (!q) oom(n);
+    if (!q) ct_oom(n);
     return q;
 }
 
@@ -179,9 +198,9 @@ char *ct_xstrdup(const char *s) {
 
 void *ct_xaligned(size_t nbytes) {
     size_t n = (nbytes + 63) & ~(size_t)63;
-    if (n < nbytes) oom(nbytes);
+    if (n < nbytes) ct_oom(nbytes);
     void *p = aligned_alloc(64, n ? n : 64);
-    if (!p) oom(nbytes);
+    if (!p) ct_oom(nbytes);
     return p;
 }
 
@@ -330,16 +349,48 @@ static void pending_del(const char *tmp) {
         if (pending_tmp[i] == tmp) pending_tmp[i] = NULL;
 }
 
+/* The process umask, read without changing it (umask(2) can only set it). */
+static mode_t current_umask(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (f) {
+        char line[256];
+        while (fgets(line, sizeof line, f))
+            if (!strncmp(line, "Umask:", 6)) {
+                fclose(f);
+                return (mode_t)strtoul(line + 6, NULL, 8) & 0777;
+            }
+        fclose(f);
+    }
+    mode_t m = umask(077);                    /* fallback: set and restore at once */
+    umask(m);
+    return m;
+}
+
+/* "/dev/stdout", "/dev/fd/3", "/proc/self/fd/3": the descriptor the path names, else -1. */
+static int fd_alias(const char *path) {
+    if (!strcmp(path, "/dev/stdout")) return 1;
+    if (!strcmp(path, "/dev/stderr")) return 2;
+    const char *num = !strncmp(path, "/dev/fd/", 8) ? path + 8 : !strncmp(path, "/proc/self/fd/", 14) ? path + 14 : NULL;
+    if (!num || !*num) return -1;
+    char *end;
+    long fd = strtol(num, &end, 10);
+    return *end || fd < 0 || fd > INT_MAX ? -1 : (int)fd;
+}
+
 int ct_atomic_open(struct ct_atomic *a, const char *path) {
     struct stat st;
     a->direct = 0;
-    int special = !strncmp(path, "/dev/", 5) || !strncmp(path, "/proc/", 6);
-    if (special || (stat(path, &st) == 0 && !S_ISREG(st.st_mode))) {
+    int alias = fd_alias(path);
+    int exists = stat(path, &st) == 0;
+    /* a missing node right under /dev or anywhere under /proc is a typo, never a new file */
+    int devname = (!strncmp(path, "/dev/", 5) && !strchr(path + 5, '/')) || !strncmp(path, "/proc/", 6);
+    if (alias >= 0 || (exists && !S_ISREG(st.st_mode)) || (!exists && devname)) {
         /* a device, FIFO or socket (/dev/null, /dev/stdout, a named pipe): write
-         * through it; renaming a temporary file over it would replace the node */
-        if (!special && S_ISDIR(st.st_mode)) return ct_seterr("%s: is a directory", path);
-        /* no O_CREAT: a missing /dev node is an error, never a new regular file */
-        a->fd = open(path, special ? O_WRONLY | O_TRUNC : O_WRONLY);
+         * through it; renaming a temporary file over it would replace the node.
+         * Never O_TRUNC: "-o /dev/stdout >> acc.ctv" must append, not empty acc.ctv */
+        if (exists && S_ISDIR(st.st_mode)) return ct_seterr("%s: is a directory", path);
+        /* the descriptor itself (shares its offset and O_APPEND), else open without O_CREAT */
+        a->fd = alias >= 0 ? fcntl(alias, F_DUPFD_CLOEXEC, 3) : open(path, O_WRONLY | O_CLOEXEC);
         if (a->fd < 0) return ct_seterr("%s: cannot open: %s", path, strerror(errno));
         a->path = ct_xstrdup(path);
         a->tmp = NULL;
@@ -372,7 +423,7 @@ int ct_atomic_open(struct ct_atomic *a, const char *path) {
     const char *slash = strrchr(path, '/');
     int dirlen = slash ? (int)(slash - path + 1) : 0;
     snprintf(a->tmp, n, "%.*s.%s.tmpXXXXXX", dirlen, path, path + dirlen);
-    a->fd = mkstemp(a->tmp);
+    a->fd = mkostemp(a->tmp, O_CLOEXEC);          /* mode 0600 until the fchmod below */
     if (a->fd < 0) {
         int e = errno;
         char shown[4096];
@@ -382,8 +433,27 @@ int ct_atomic_open(struct ct_atomic *a, const char *path) {
         a->path = a->tmp = NULL;
         return ct_seterr("%s: cannot create: %s", shown, strerror(e));
     }
-    fchmod(a->fd, 0644);
     pending_add(a->tmp);
+    /* The mode a plain open(O_CREAT, 0666) would give: the umask's, or the
+     * replaced file's own mode (and group, when we may set it), never looser. */
+    struct stat old;
+    mode_t mode;
+    if (stat(a->path, &old) == 0 && S_ISREG(old.st_mode)) {
+        mode = old.st_mode & 07777;
+        struct stat now;
+        /* a group we cannot give the new file must not inherit the old group's access */
+        if (fchown(a->fd, (uid_t)-1, old.st_gid) != 0 && (fstat(a->fd, &now) != 0 || now.st_gid != old.st_gid))
+            mode &= ~(mode_t)(S_ISGID | 070);
+    } else {
+        mode = 0666 & ~current_umask();
+    }
+    if (fchmod(a->fd, mode) != 0) {
+        int e = errno;
+        char shown[4096];
+        snprintf(shown, sizeof shown, "%s", a->path);
+        ct_atomic_abort(a);
+        return ct_seterr("%s: cannot set the file mode: %s", shown, strerror(e));
+    }
     return 0;
 }
 
@@ -427,14 +497,29 @@ void ct_atomic_abort(struct ct_atomic *a) {
     a->tmp = a->path = NULL;
 }
 
+static int write_err(int e) {
+    if (e == EPIPE) return ct_seterr("write: broken pipe (the reading end has closed)");
+    if (e == EFBIG) return ct_seterr("write: %s (the file-size limit, ulimit -f)", strerror(e));
+    return ct_seterr("write: %s", strerror(e));
+}
+
+void ct_stdout_text(void) { signal(SIGPIPE, SIG_IGN); }
+
+int ct_flush_stdout(void) {
+    errno = 0;
+    if (fflush(stdout) == 0 && !ferror(stdout)) return 0;
+    int e = errno ? errno : EIO;
+    write_err(e);
+    return ct_prefixerr("stdout");
+}
+
 int ct_write_all(int fd, const void *buf, size_t n) {
     const char *p = buf;
     while (n > 0) {
         ssize_t w = write(fd, p, n > (1u << 30) ? (1u << 30) : n);
         if (w < 0) {
             if (errno == EINTR) continue;
-            if (errno == EPIPE) return ct_seterr("write: broken pipe (the reading end has closed)");
-            return ct_seterr("write: %s", strerror(errno));
+            return write_err(errno);
         }
         p += w;
         n -= (size_t)w;

@@ -64,6 +64,11 @@ void ct_assert_fail(const char *file, int line, const char *expr) __attribute__(
 
 /* ---- memory: these never return NULL; they die with "out of memory" ---- */
 void *ct_xmalloc(size_t n);
+/* Context named by the calling thread's out-of-memory message ("a.ctv: record 3
+ * (id x)"); the string must stay valid until reset with NULL. */
+void  ct_oom_context(const char *ctx);
+/* Die with "[context: ]out of memory (asked for n bytes)". */
+void  ct_oom(size_t n) __attribute__((noreturn));
 void *ct_xcalloc(size_t n, size_t size);
 void *ct_xrealloc(void *p, size_t n);
 char *ct_xstrdup(const char *s);
@@ -110,6 +115,11 @@ void ct_atomic_abort(struct ct_atomic *a);                   /* close + unlink t
 
 /* Write all n bytes to fd (EINTR-safe); -1 + lasterr ("write: No space left ...") */
 int ct_write_all(int fd, const void *buf, size_t n);
+/* Text on stdout: ct_stdout_text() ignores SIGPIPE so a closed reader surfaces
+ * as an error; ct_flush_stdout() flushes and returns -1 + lasterr ("stdout:
+ * write: broken pipe (the reading end has closed)") when any write failed. */
+void ct_stdout_text(void);
+int  ct_flush_stdout(void);
 
 /* The whole of a file ("-": stdin) into *buf (malloc'd, the caller frees it,
  * with a NUL after the n bytes).  -1 + lasterr "PATH: No such file or

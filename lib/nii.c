@@ -412,7 +412,9 @@ static int read_common(const char *path, struct tn_arena *arena, struct nii_imag
      * 1032:1, so no gzip file of n bytes holds more than 1032 n. */
     if (vox_offset > INT64_MAX / 2 || nbytes > INT64_MAX / 2 ||
         (!fb.gz && (uint64_t)(vox_offset + nbytes) > fb.n)) {
-        ct_seterr("truncated file (%zu bytes; the header promises %lld)", fb.n, (long long)(vox_offset + nbytes));
+        /* the sum in unsigned: both may be near INT64_MAX here */
+        ct_seterr("truncated file (%zu bytes; the header promises %llu)", fb.n,
+                  (unsigned long long)vox_offset + (unsigned long long)nbytes);
         goto done;
     }
     if (fb.gz && (uint64_t)(vox_offset + nbytes) / 1032 > fb.n + 1024) {
@@ -587,8 +589,21 @@ int nii_write(const char *path, const struct tn_tensor *t, const double affine[4
     if (t->ndim < 1 || t->ndim > 7) return ct_seterr("cannot write a %d-D tensor as NIfTI", t->ndim);
     for (int i = 0; i < t->ndim; i++)
         if (t->shape[i] > 32767) return ct_seterr("dimension %lld too large for NIfTI-1", (long long)t->shape[i]);
+    /* nothing our own reader would refuse: an empty axis, a non-finite or degenerate affine */
+    for (int i = 0; i < t->ndim; i++)
+        if (t->shape[i] < 1) {
+            char sh[128];
+            return ct_seterr("shape %s has an empty axis; NIfTI needs every dimension >= 1", tn_shape_str(t, sh, sizeof sh));
+        }
     double A[4][4] = { { 1, 0, 0, 0 }, { 0, 1, 0, 0 }, { 0, 0, 1, 0 }, { 0, 0, 0, 1 } };
     if (affine) memcpy(A, affine, sizeof A);
+    for (int r = 0; r < 4; r++)
+        for (int c = 0; c < 4; c++)
+            if (!isfinite(A[r][c]) || fabs(A[r][c]) > 3e38)     /* stored as float32 */
+                return ct_seterr("affine[%d][%d] = %g is not a finite float32", r, c, A[r][c]);
+    for (int c = 0; c < 3; c++)
+        if (!(A[0][c] * A[0][c] + A[1][c] * A[1][c] + A[2][c] * A[2][c] > 0))
+            return ct_seterr("affine column %d is zero (a voxel size of 0)", c);
 
     nifti_1_header h;
     memset(&h, 0, sizeof h);

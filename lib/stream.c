@@ -23,13 +23,21 @@
 #include <zstd.h>
 
 #include "ct.h"
+#include "csv.h"
 
 #define RD_BUFSZ   ((size_t)1 << 20)   /* reader buffer */
 #define WR_BUFSZ   ((size_t)1 << 20)   /* writer buffer */
 #define PIPE_SZ    (1 << 20)           /* pipe capacity we ask the kernel for */
 #define MAX_DEPTH  30                  /* nesting allowed inside meta values (msgpack-c decodes 32) */
 #define MAX_SHORT  65536               /* longest schema/id/key string */
-#define MAX_META   ((size_t)64 << 20)  /* largest meta value */
+#define MAX_META   ((size_t)64 << 20)  /* meta of one record, decoded (below) */
+#define META_ITEM  64                  /* decoded cost of one meta item beyond its bytes:
+                                          a msgpack_object (24) and a rec_val (32), rounded up */
+#define MAX_META_KEYS 65536            /* top-level meta keys of one record */
+#ifndef CT_MAX_TENSOR_BYTES
+#define CT_MAX_TENSOR_BYTES 0xffffffffu /* one tensor: 4 GiB - 1 (msgpack bin32); make fuzz lowers it */
+#endif
+#define MAX_TENSOR_BYTES ((size_t)CT_MAX_TENSOR_BYTES)
 #define ZSTD_MIN   256                 /* tensors smaller than this stay raw */
 
 /* ====================================================================== */
@@ -108,20 +116,15 @@ static struct rec_meta_entry *meta_find(const struct rec *r, const char *key) {
     return NULL;
 }
 
+static void meta_append(struct rec *r, const char *key, const uint8_t *val, size_t n);
+
 void rec_meta_set_raw(struct rec *r, const char *key, const uint8_t *val, size_t n) {
     uint8_t *copy = tn_arena_alloc(r->arena, n);
     memcpy(copy, val, n);
     struct rec_meta_entry *e = meta_find(r, key);
     if (!e) {
-        if (r->n_meta == r->cap_meta) {
-            int cap = r->cap_meta ? 2 * r->cap_meta : 16;
-            struct rec_meta_entry *m = tn_arena_alloc(r->arena, (size_t)cap * sizeof *m);
-            if (r->n_meta) memcpy(m, r->meta, (size_t)r->n_meta * sizeof *m);
-            r->meta = m;
-            r->cap_meta = cap;
-        }
-        e = &r->meta[r->n_meta++];
-        e->key = tn_arena_strdup(r->arena, key);
+        meta_append(r, tn_arena_strdup(r->arena, key), copy, n);
+        return;
     }
     e->val = copy;
     e->val_nbytes = n;
@@ -138,7 +141,36 @@ int rec_meta_del(struct rec *r, const char *key) {
 
 int rec_meta_has(const struct rec *r, const char *key) { return meta_find(r, key) != NULL; }
 
+/* Append an entry known to be absent (no search). */
+static void meta_append(struct rec *r, const char *key, const uint8_t *val, size_t n) {
+    if (r->n_meta == r->cap_meta) {
+        int cap = r->cap_meta ? 2 * r->cap_meta : 16;
+        struct rec_meta_entry *m = tn_arena_alloc(r->arena, (size_t)cap * sizeof *m);
+        if (r->n_meta) memcpy(m, r->meta, (size_t)r->n_meta * sizeof *m);
+        r->meta = m;
+        r->cap_meta = cap;
+    }
+    struct rec_meta_entry *e = &r->meta[r->n_meta++];
+    e->key = key;
+    e->val = val;
+    e->val_nbytes = n;
+}
+
 void rec_meta_copy(struct rec *dst, const struct rec *src) {
+    if (dst->n_meta == 0 && dst != src) {     /* the usual case: keys are unique, no search (linear) */
+        int same = dst->arena == src->arena;
+        for (int i = 0; i < src->n_meta; i++) {
+            const struct rec_meta_entry *e = &src->meta[i];
+            if (same) {
+                meta_append(dst, e->key, e->val, e->val_nbytes);
+            } else {
+                uint8_t *copy = tn_arena_alloc(dst->arena, e->val_nbytes);
+                memcpy(copy, e->val, e->val_nbytes);
+                meta_append(dst, tn_arena_strdup(dst->arena, e->key), copy, e->val_nbytes);
+            }
+        }
+        return;
+    }
     for (int i = 0; i < src->n_meta; i++) {
         /* share the value bytes when both records use the same arena */
         if (dst->arena == src->arena) {
@@ -357,7 +389,7 @@ static void obj_to_val(struct tn_arena *a, const msgpack_object *o, struct rec_v
             const msgpack_object *k = &o->via.map.ptr[i].key;
             if (k->type == MSGPACK_OBJECT_STR) {
                 char *s = tn_arena_alloc(a, (size_t)k->via.str.size + 1);
-                memcpy(s, k->via.str.ptr, k->via.str.size);
+                if (k->via.str.size) memcpy(s, k->via.str.ptr, k->via.str.size);   /* "" has no pointer */
                 s[k->via.str.size] = 0;
                 v->v.m.keys[i] = s;
             } else {
@@ -394,7 +426,11 @@ const struct rec_val *rec_val_map_get(const struct rec_val *v, const char *key) 
 
 static int val_num(const struct rec_val *v, double *d, int64_t *i) {
     switch (v->type) {
-    case RV_UINT: *d = (double)v->v.u; *i = (int64_t)v->v.u; return 0;
+    case RV_UINT:
+        *d = (double)v->v.u;
+        if (v->v.u > (uint64_t)INT64_MAX) return *i = 0, 2;     /* 2^63 and above: no int64 */
+        *i = (int64_t)v->v.u;
+        return 0;
     case RV_INT: *d = (double)v->v.i; *i = v->v.i; return 0;
     case RV_FLOAT:
         *d = v->v.f;
@@ -420,6 +456,9 @@ static int val_nums(const struct rec_val *v, double *df, int64_t *di, int max) {
         double d;
         int64_t i;
         int rc = val_num(&items[k], &d, &i);
+        if (di && rc == 2)
+            return ct_seterr("integer %llu is out of range (largest %lld)", (unsigned long long)items[k].v.u,
+                             (long long)INT64_MAX);
         if (rc < 0 || (di && rc > 0)) return ct_seterr(di ? "expected integers" : "expected numbers");
         if (df) df[k] = d;
         if (di) di[k] = i;
@@ -464,17 +503,12 @@ int rec_meta_strv(const struct rec *r, const char *key, const char ***out) {
 
 /* ---- JSON printing ---- */
 
+/* JSON strings through the one escaper of ctvis (csv_put_json_str): valid UTF-8 out. */
 static void json_str(FILE *f, const char *p, size_t n) {
-    fputc('"', f);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)p[i];
-        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
-        else if (c == '\n') fputs("\\n", f);
-        else if (c == '\t') fputs("\\t", f);
-        else if (c < 0x20) fprintf(f, "\\u%04x", c);
-        else fputc(c, f);
-    }
-    fputc('"', f);
+    struct csv_buf b = { 0 };
+    csv_put_json_str(&b, p, n);
+    fwrite(b.p, 1, b.n, f);
+    csv_buf_free(&b);
 }
 
 void rec_json_str(FILE *f, const char *s) { json_str(f, s, strlen(s)); }
@@ -557,6 +591,11 @@ struct rec_reader {
     /* rec_reader_set_tensor_filter */
     int      (*keep)(const char *name, void *ctx);
     void      *keep_ctx;
+    uint64_t   meta_used;            /* decoded size of this record's meta so far (MAX_META) */
+    int64_t    input_left;           /* bytes of a regular-file input after input_start; -1 unknown */
+    int64_t    input_off0;           /* its file offset when opened */
+    uint64_t   input_start;          /* rd->consumed when the current input was opened */
+    char       ctx[160];             /* "FILE: record N (id X)" for out-of-memory messages */
 };
 
 static void set_pipe_size(int fd) {
@@ -585,6 +624,13 @@ static int rd_open_input(struct rec_reader *rd, const char *path) {
         }
     }
     set_pipe_size(fd);
+    /* a regular file says how many bytes are left: a payload longer than that is
+     * refused before its buffer is allocated (a pipe cannot tell) */
+    struct stat st;
+    off_t at = lseek(fd, 0, SEEK_CUR);
+    rd->input_left = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && at >= 0 && st.st_size >= at ? st.st_size - at : -1;
+    rd->input_off0 = at;
+    rd->input_start = rd->consumed;
     rd->fd = fd;
     rd->owns_fd = fd != 0;
     rd->path = (char *)path;
@@ -658,6 +704,21 @@ static int rd_need(struct rec_reader *rd, size_t n) {
                              (unsigned long long)(rd->consumed + rd->end - rd->rec_start));
         rd->end += (size_t)k;
     }
+    return 0;
+}
+
+/* A payload of n bytes that the rest of a regular file cannot hold: -1 + lasterr. */
+static int rd_fits(struct rec_reader *rd, uint64_t n) {
+    if (rd->input_left < 0) return 0;
+    uint64_t used = rd->consumed - rd->input_start;
+    struct stat st;
+    /* a file still being written may have grown since it was opened: look again */
+    if (n > (uint64_t)rd->input_left - used && fstat(rd->fd, &st) == 0 && st.st_size - rd->input_off0 > rd->input_left)
+        rd->input_left = st.st_size - rd->input_off0;
+    uint64_t left = (uint64_t)rd->input_left - used;
+    if (n > left)
+        return ct_seterr("truncated stream (a payload of %llu bytes, but the input ends %llu bytes later)",
+                         (unsigned long long)n, (unsigned long long)left);
     return 0;
 }
 
@@ -793,15 +854,22 @@ static int rd_skip_rest(struct rec_reader *rd, const struct tok *t, int depth) {
     if (depth > MAX_DEPTH) return ct_seterr("msgpack nesting deeper than %d", MAX_DEPTH);
     switch (t->kind) {
     case T_STR: case T_BIN: case T_EXT:
-        if (rd->cap && rd->cap->n + t->n > MAX_META)       /* refuse before buffering it */
-            return ct_seterr("metadata value larger than %zu MiB", MAX_META >> 20);
+        if (rd->cap && (rd->meta_used += t->n) > MAX_META)     /* refuse before buffering it */
+            return ct_seterr("metadata value larger than %zu MiB (decoded)", MAX_META >> 20);
         return rd_copy(rd, NULL, t->n);
     case T_ARRAY:
     case T_MAP: {
         uint64_t n = t->kind == T_MAP ? 2 * t->n : t->n;
+        /* every item decodes to ~META_ITEM bytes however small its encoding (a nil is
+         * one byte): refuse an oversized count before reading the items */
+        if (rd->cap && rd->meta_used + n * META_ITEM > MAX_META)
+            return ct_seterr("metadata value larger than %zu MiB (decoded: %llu items at %d bytes each)",
+                             MAX_META >> 20, (unsigned long long)n, META_ITEM);
         for (uint64_t i = 0; i < n; i++) {
             struct tok c;
-            if (rd_tok(rd, &c) != 0 || rd_skip_rest(rd, &c, depth + 1) != 0) return -1;
+            if (rd_tok(rd, &c) != 0) return -1;
+            if (rd->cap) rd->meta_used += META_ITEM;
+            if (rd_skip_rest(rd, &c, depth + 1) != 0) return -1;
         }
         return 0;
     }
@@ -866,11 +934,16 @@ static int rd_zstd(struct rec_reader *rd, void *dst, size_t want, uint64_t n) {
         if (avail > chunk) avail = chunk;
         ZSTD_inBuffer in = { rd->buf + rd->pos, avail, 0 };
         while (in.pos < in.size) {
-            size_t before = out.pos;
+            /* one or more frames, skippable ones included: decompressStream starts the
+             * next frame by itself; the output never grows past want */
+            size_t out_before = out.pos, in_before = in.pos;
             last = ZSTD_decompressStream(rd->dctx, &out, &in);
             if (ZSTD_isError(last)) return zstd_error(last);
-            if (out.pos == out.size && in.pos < in.size && before == out.pos)
-                return ct_seterr("zstd payload decompresses to more than the %zu bytes its shape needs", want);
+            if (out.pos == out_before && in.pos == in_before) {
+                if (out.pos == out.size)
+                    return ct_seterr("zstd payload decompresses to more than the %zu bytes its shape needs", want);
+                return ct_seterr("corrupt zstd frame: no progress");
+            }
         }
         rd->pos += avail;
         rd->consumed += avail;
@@ -882,11 +955,45 @@ static int rd_zstd(struct rec_reader *rd, void *dst, size_t want, uint64_t n) {
     return 0;
 }
 
+/* The first frame header (avail bytes of it) against the size the shape needs:
+ * a frame that alone holds more is refused before any decoding; one holding
+ * less may be followed by more frames (the decoder checks the total).  A
+ * skippable frame reports 0. */
 static int check_content_size(const void *p, size_t avail, size_t want) {
     unsigned long long cs = ZSTD_getFrameContentSize(p, avail);
     if (cs == ZSTD_CONTENTSIZE_ERROR) return ct_seterr("corrupt zstd frame: bad frame header");
-    if (cs != ZSTD_CONTENTSIZE_UNKNOWN && cs != want)
+    if (cs != ZSTD_CONTENTSIZE_UNKNOWN && cs > want)
         return ct_seterr("zstd payload holds %llu bytes but its shape needs %zu", cs, want);
+    return 0;
+}
+
+/* A whole payload in memory: the sum over all its frames, when every frame records it. */
+static int check_total_size(const void *p, size_t n, size_t want) {
+    const uint8_t *b = p;
+    unsigned long long total = 0;
+    while (n > 0) {
+        unsigned long long cs = ZSTD_getFrameContentSize(b, n);      /* skippable: 0 */
+        if (cs == ZSTD_CONTENTSIZE_ERROR) return ct_seterr("corrupt zstd frame: bad frame header");
+        if (cs == ZSTD_CONTENTSIZE_UNKNOWN) return 0;                 /* the decoder checks */
+        if ((total += cs) > want) break;
+        size_t fn = ZSTD_findFrameCompressedSize(b, n);
+        if (ZSTD_isError(fn)) return zstd_error(fn);
+        b += fn;
+        n -= fn;
+    }
+    if (total != want) return ct_seterr("zstd payload holds %llu%s bytes but its shape needs %zu", total,
+                                        n ? " or more" : "", want);
+    return 0;
+}
+
+/* Once dtype and shape are both known: the 4 GiB - 1 limit, before any allocation. */
+static int check_tensor_size(const struct tn_tensor *t) {
+    size_t nb = tn_nbytes(t);
+    if (nb > MAX_TENSOR_BYTES) {
+        char sh[128];
+        return ct_seterr("tensor '%s': shape %s of %s needs %zu bytes; a tensor is limited to 4 GiB - 1 (%zu)", t->name,
+                         tn_shape_str(t, sh, sizeof sh), tn_dtype_name(t->dtype), nb, MAX_TENSOR_BYTES);
+    }
     return 0;
 }
 
@@ -918,6 +1025,7 @@ static int read_tensor(struct rec_reader *rd, struct tn_arena *a, struct tn_tens
                 return ct_seterr("tensor '%s': unknown dtype '%s' (known: u8 i8 u16 i16 u32 i32 u64 i64 f32 f64)",
                                  t->name, s);
             have_dtype = 1;
+            if (have_shape && check_tensor_size(t) != 0) return -1;
         } else if (kr == 0 && !strcmp(key, "shape")) {
             if (v.kind != T_ARRAY) return ct_seterr("tensor '%s': shape must be an array", t->name);
             if (v.n > TN_MAX_DIMS) return ct_seterr("tensor '%s': %llu dimensions (at most %d)", t->name,
@@ -934,6 +1042,7 @@ static int read_tensor(struct rec_reader *rd, struct tn_arena *a, struct tn_tens
                 return ct_seterr("tensor '%s': shape holds more than 2^%d elements", t->name, TN_MAX_NUMEL_LOG2);
             tn_set_contiguous(t);
             have_shape = 1;
+            if (have_dtype && check_tensor_size(t) != 0) return -1;
         } else if (kr == 0 && !strcmp(key, "codec")) {
             char s[16];
             if (v.kind != T_STR || v.n >= sizeof s) return ct_seterr("tensor '%s': codec must be a short string", t->name);
@@ -946,6 +1055,11 @@ static int read_tensor(struct rec_reader *rd, struct tn_arena *a, struct tn_tens
         } else if (kr == 0 && !strcmp(key, "data")) {
             if (v.kind != T_BIN) return ct_seterr("tensor '%s': data must be bin, got %s", t->name, tok_name(v.kind));
             if (data_state != DATA_NONE) return ct_seterr("tensor '%s': duplicate data", t->name);
+            if (rd_fits(rd, v.n) != 0) return ct_prefixerr("tensor '%s'", t->name);
+            /* before dtype and shape: the payload is kept as it comes, never beyond the tensor limit */
+            if (!(have_dtype && have_shape) && v.n > MAX_TENSOR_BYTES)
+                return ct_seterr("tensor '%s': a payload of %llu bytes is over the tensor limit", t->name,
+                                 (unsigned long long)v.n);
             size_t want = have_dtype && have_shape ? tn_nbytes(t) : 0;
             if (have_dtype && have_shape && codec == REC_ZSTD) {
                 /* streaming decompression straight into the tensor */
@@ -975,6 +1089,7 @@ static int read_tensor(struct rec_reader *rd, struct tn_arena *a, struct tn_tens
     if (!have_dtype) return ct_seterr("tensor '%s': missing required key 'dtype'", t->name);
     if (!have_shape) return ct_seterr("tensor '%s': missing required key 'shape'", t->name);
     if (data_state == DATA_NONE) return ct_seterr("tensor '%s': missing required key 'data'", t->name);
+    if (check_tensor_size(t) != 0) return -1;      /* shape and dtype after the data */
     size_t want = tn_nbytes(t);
     CT_ASSERT(data_state != DATA_IN_TENSOR || in_tensor_n == want);   /* keys cannot repeat */
     if (data_state == DATA_IN_TENSOR && codec == REC_ZSTD) {   /* codec came after data */
@@ -984,7 +1099,7 @@ static int read_tensor(struct rec_reader *rd, struct tn_arena *a, struct tn_tens
     }
     if (data_state == DATA_BLOB) {
         if (codec == REC_ZSTD) {
-            if (check_content_size(blob, (size_t)blob_n, want) != 0) return ct_prefixerr("tensor '%s'", t->name);
+            if (check_total_size(blob, (size_t)blob_n, want) != 0) return ct_prefixerr("tensor '%s'", t->name);
             t->data = tn_arena_alloc(a, want);
             size_t got = ZSTD_decompress(t->data, want, blob, (size_t)blob_n);
             if (ZSTD_isError(got)) return zstd_error(got), ct_prefixerr("tensor '%s'", t->name);
@@ -1006,23 +1121,66 @@ static int read_tensor(struct rec_reader *rd, struct tn_arena *a, struct tn_tens
 
 /* ---- records ---- */
 
+static uint32_t key_hash(const char *k) {
+    uint32_t h = 2166136261u;                    /* FNV-1a */
+    for (; *k; k++) h = (h ^ (uint8_t)*k) * 16777619u;
+    return h;
+}
+
+/* The meta map: every key found through a hash table (linear in the number of
+ * keys; a repeated key replaces the earlier value, as Python's msgpack does). */
 static int read_meta(struct rec_reader *rd, struct tn_arena *a, struct rec *r, const struct tok *mt) {
     if (mt->kind != T_MAP) return ct_seterr("meta: expected a map, got %s", tok_name(mt->kind));
+    if (mt->n > MAX_META_KEYS) return ct_seterr("meta: %llu keys (at most %d)", (unsigned long long)mt->n, MAX_META_KEYS);
+    if (rd->meta_used + mt->n * META_ITEM > MAX_META)
+        return ct_seterr("meta larger than %zu MiB (decoded)", MAX_META >> 20);
+    uint32_t tn = 16;
+    while (tn < 2 * mt->n + r->n_meta) tn *= 2;
+    int *slot = tn_arena_alloc(a, tn * sizeof *slot);
+    memset(slot, 0xff, tn * sizeof *slot);        /* -1: empty */
+    for (int i = 0; i < r->n_meta; i++) {         /* a second meta map in the same record */
+        uint32_t h = key_hash(r->meta[i].key) & (tn - 1);
+        while (slot[h] >= 0 && strcmp(r->meta[slot[h]].key, r->meta[i].key)) h = (h + 1) & (tn - 1);
+        slot[h] = i;
+    }
     for (uint64_t i = 0; i < mt->n; i++) {
         char *key = rd_str(rd, a, "meta key");
         if (!key) return -1;
+        rd->meta_used += META_ITEM + strlen(key);
         struct rec_mp cap = { 0 };
         rd->cap = &cap;
         struct tok v;
         int rc = rd_tok(rd, &v);
         if (rc == 0) rc = rd_skip_rest(rd, &v, 0);
         rd->cap = NULL;
-        if (rc != 0) ct_prefixerr("meta '%s'", key);
-        if (rc == 0) rec_meta_set_raw(r, key, cap.buf, cap.n);
+        if (rc != 0) {
+            ct_prefixerr("meta '%s'", key);
+            rec_mp_free(&cap);
+            return -1;
+        }
+        size_t vn = cap.n;
+        uint8_t *val = tn_arena_alloc(a, vn);
+        memcpy(val, cap.buf, vn);
         rec_mp_free(&cap);
-        if (rc != 0) return -1;
+        uint32_t h = key_hash(key) & (tn - 1);
+        while (slot[h] >= 0 && strcmp(r->meta[slot[h]].key, key)) h = (h + 1) & (tn - 1);
+        if (slot[h] >= 0) {
+            r->meta[slot[h]].val = val;
+            r->meta[slot[h]].val_nbytes = vn;
+        } else {
+            slot[h] = r->n_meta;
+            meta_append(r, key, val, vn);
+        }
     }
     return 0;
+}
+
+/* Name the record in out-of-memory messages (ct_die from an allocation). */
+static void rd_set_ctx(struct rec_reader *rd, const char *id) {
+    int stdin_ = !strcmp(rd->path, "-");
+    snprintf(rd->ctx, sizeof rd->ctx, "%s%srecord %ld (id %.64s)", stdin_ ? "" : rd->path, stdin_ ? "" : ": ",
+             rd->index, id);
+    ct_oom_context(rd->ctx);
 }
 
 static int read_record(struct rec_reader *rd, struct tn_arena *a, struct rec *r) {
@@ -1040,6 +1198,7 @@ static int read_record(struct rec_reader *rd, struct tn_arena *a, struct rec *r)
             if (!(r->schema = rd_str(rd, a, "schema"))) return -1;
         } else if (kr == 0 && !strcmp(key, "id")) {
             if (!(r->id = rd_str(rd, a, "id"))) return -1;
+            rd_set_ctx(rd, r->id);
         } else if (kr == 0 && !strcmp(key, "meta")) {
             struct tok mt;
             if (rd_tok(rd, &mt) != 0 || read_meta(rd, a, r, &mt) != 0) return -1;
@@ -1097,7 +1256,11 @@ int rec_read(struct rec_reader *rd, struct tn_arena *arena, struct rec *r) {
         if (rd_open_input(rd, rd->paths[++rd->cur]) != 0) return -1;
     }
     rd->rec_start = rd->consumed;
-    if (read_record(rd, arena, r) != 0) {
+    rd->meta_used = 0;
+    rd_set_ctx(rd, "?");
+    int bad = read_record(rd, arena, r) != 0;
+    ct_oom_context(NULL);
+    if (bad) {
         ct_prefixerr("record %ld (id %s)", rd->index, r->id ? r->id : "?");
         if (strcmp(rd->path, "-")) ct_prefixerr("%s", rd->path);
         return -1;

@@ -119,7 +119,7 @@ static struct arena_block *block_new(size_t size) {
          * (512x fewer page faults when a record's payload is read into it) */
         void *p = NULL;
         size_t n = (size + ((size_t)2 << 20) - 1) & ~(((size_t)2 << 20) - 1);
-        if (posix_memalign(&p, (size_t)2 << 20, n) != 0 || !p) ct_die("out of memory (asked for %zu bytes)", size);
+        if (posix_memalign(&p, (size_t)2 << 20, n) != 0 || !p) ct_oom(size);
         madvise(p, n, MADV_HUGEPAGE);
         b->mem = p;
     } else {
@@ -145,7 +145,7 @@ void *tn_arena_alloc(struct tn_arena *a, size_t nbytes) {
     {
         struct arena_block *b = ct_xmalloc(sizeof *b);
         void *p = NULL;
-        if (posix_memalign(&p, 64, nbytes ? nbytes : 1) != 0 || !p) ct_die("out of memory (asked for %zu bytes)", nbytes);
+        if (posix_memalign(&p, 64, nbytes ? nbytes : 1) != 0 || !p) ct_oom(nbytes);
         b->mem = p;
         b->size = b->used = nbytes;
         b->next = a->big;

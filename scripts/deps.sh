@@ -1,8 +1,9 @@
 #!/bin/sh
 # Install the Debian/Ubuntu packages ctvis needs, only those that are missing.
 #   scripts/deps.sh build   compiler and libraries (make, make demo)
-#   scripts/deps.sh test    the above plus Debian's python3 reference stack, GNU parallel, and
-#                           munge + Slurm for tests/cli/cluster.sh (make check)
+#   scripts/deps.sh test    the above plus Debian's python3 reference stack, clang's libFuzzer
+#                           (make check, make fuzz), GNU parallel, and munge + Slurm for
+#                           tests/cli/cluster.sh
 # CT_NO_DEPS=1 skips the check entirely.
 set -eu
 [ "${CT_NO_DEPS:-0}" = 1 ] && exit 0
@@ -10,7 +11,7 @@ set -eu
 build="gcc make pkg-config libc6-dev zlib1g-dev libnifti2-dev libmsgpack-dev libzstd-dev
 libopenblas-dev libyaml-dev libdeflate-dev libjansson-dev libpng-dev"
 test="python3 python3-numpy python3-scipy python3-torch python3-nibabel python3-sklearn
-python3-msgpack python3-zstandard python3-yaml zstd librsvg2-bin
+python3-msgpack python3-zstandard python3-yaml zstd librsvg2-bin clang libclang-rt-dev
 parallel munge slurmctld slurmd slurm-client"
 
 case "${1:-build}" in

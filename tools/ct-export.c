@@ -9,6 +9,7 @@
  *   ct-export -t image -o 'out/%s.nii.gz' cases.ctv      # one file per record, %s = id
  */
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
 #include "cli.h"
@@ -57,22 +58,32 @@ static int export_record(const struct rec *r, const char *tensor, const char *pa
     if (!t) return -1;
     if (t->ndim != 3) return ct_seterr("tensor '%s' is %d-D; NIfTI export takes 3-D tensors", tensor, t->ndim);
     double A[4][4], N[4][4];
-    int have = rec_meta_mat4(r, "affine", A);
+    int have = rec_meta_mat4(r, "affine", A), identity = 0;
     if (have < 0) return -1;
     if (!have) {
         double sp[3] = { 1, 1, 1 };
         int n = rec_meta_f64(r, "spacing_mm", sp, 3);
         if (n < 0) return -1;
-        if (n != 3) ct_warn("record %ld (id %s): no affine or spacing_mm in meta; writing an identity affine",
-                            r->index, r->id);
+        if (n > 0 && n != 3) return ct_seterr("meta 'spacing_mm': expected 3 numbers, got %d", n);
+        for (int i = 0; i < n; i++)
+            if (!(sp[i] > 0) || !isfinite(sp[i]))
+                return ct_seterr("meta 'spacing_mm': voxel size %g is not a positive finite number", sp[i]);
+        identity = n != 3;
         memset(A, 0, sizeof A);
         for (int i = 0; i < 3; i++) A[i][i] = n == 3 ? sp[i] : 1;
         A[3][3] = 1;
+    } else {
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 4; j++)
+                if (!isfinite(A[i][j])) return ct_seterr("meta 'affine' holds %g at [%d][%d]", A[i][j], i, j);
     }
     nii_affine_flip_axes(A, N);
     char path[4096];
     if (out_path(pattern, r->id, path, sizeof path) != 0) return -1;
-    return nii_write(path, t, N, level);
+    if (nii_write(path, t, N, level) != 0) return -1;
+    /* after the write: a failure is one line, never a warning and then the error */
+    if (identity) ct_warn("record %ld (id %s): no affine or spacing_mm in meta; wrote an identity affine", r->index, r->id);
+    return 0;
 }
 
 int main(int argc, char **argv) {

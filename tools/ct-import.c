@@ -68,6 +68,8 @@ static int import_one(const struct opts *o, const char *path, struct tn_arena *a
     if (o->label) {
         if (nii_read(o->label, a, &lab) != 0) return ct_prefixerr("%s", o->label);
         nii_squeeze_3d(lab.data);
+        if (lab.data->ndim != 3)                  /* as ct-resample: one 3-D label map, never [2,D,H,W] */
+            return ct_seterr("%s: %d-D label map (ct-import reads 3-D label maps)", o->label, lab.data->ndim);
         char why[160];
         if (!nii_same_grid(&im, &lab, why, sizeof why))
             return ct_seterr("%s: label map is on another grid than %s (%s)",

@@ -13,6 +13,7 @@
 #include <zlib.h>
 
 #include "cli.h"
+#include "csv.h"
 #include "ct.h"
 #include "stream.h"
 
@@ -49,6 +50,16 @@ static void usage(FILE *f) {
             "Example: ct-import ct.nii.gz | ct-ls --crc\n");
 }
 
+/* s made safe for a terminal (escape sequences, C1 controls, invalid UTF-8 as \xNN). */
+static const char *term(struct csv_buf *b, const char *s) {
+    b->n = 0;
+    csv_put_term_str(b, s, strlen(s));
+    csv_buf_putc(b, 0);
+    return b->p;
+}
+
+static struct csv_buf tb[3];                 /* scratch for term(): up to three strings per line */
+
 static void print_tensor(const struct opts *o, const struct tn_tensor *t, int first) {
     char sh[160];
     double mib = (double)tn_nbytes(t) / (1 << 20);
@@ -57,7 +68,7 @@ static void print_tensor(const struct opts *o, const struct tn_tensor *t, int fi
         rec_json_str(stdout, t->name);
         printf(": {\"dtype\": \"%s\", \"shape\": %s", tn_dtype_name(t->dtype), tn_shape_str(t, sh, sizeof sh));
     } else {
-        printf("  %-16s %-4s %-18s %9.3f MiB", t->name, tn_dtype_name(t->dtype), tn_shape_str(t, sh, sizeof sh), mib);
+        printf("  %-16s %-4s %-18s %9.3f MiB", term(&tb[0], t->name), tn_dtype_name(t->dtype), tn_shape_str(t, sh, sizeof sh), mib);
     }
     if (o->stats) {
         struct tn_stats s;
@@ -111,9 +122,9 @@ static void print_record(const struct opts *o, const struct rec *r) {
         printf("}}\n");
         return;
     }
-    printf("record %ld  id=%s  schema=%s\n", r->index, r->id, r->schema);
+    printf("record %ld  id=%s  schema=%s\n", r->index, term(&tb[0], r->id), term(&tb[1], r->schema));
     for (int i = 0; i < r->n_meta; i++) {
-        printf("  meta %s = ", r->meta[i].key);
+        printf("  meta %s = ", term(&tb[0], r->meta[i].key));
         rec_val_print_json(r->meta[i].val, r->meta[i].val_nbytes, stdout, max_items);
         printf("\n");
     }
@@ -139,6 +150,10 @@ static int list_streams(const struct opts *o, int n, char **paths, struct tn_are
         }
         if (cli_select_match(&o->sel, &r)) print_record(o, &r);
         tn_arena_reset(arena);
+        if (ct_flush_stdout() != 0) {          /* a closed reader: stop now, say so */
+            rc = -1;
+            break;
+        }
     }
     rec_reader_close(in);
     return rc < 0 ? -1 : 0;
@@ -146,6 +161,7 @@ static int list_streams(const struct opts *o, int n, char **paths, struct tn_are
 
 int main(int argc, char **argv) {
     ct_init(argv[0]);
+    ct_stdout_text();
     struct opts o = { .stats = 1 };
     enum { OPT_CRC = 256, OPT_JSON, OPT_EXPECT };
     static const struct option longopts[] = {
@@ -173,6 +189,7 @@ int main(int argc, char **argv) {
     struct tn_arena *arena = tn_arena_new(0);
     if (list_streams(&o, argc - optind, argv + optind, arena) != 0) ct_die("%s", ct_lasterr());
     tn_arena_free(arena);
-    if (fflush(stdout) != 0 || ferror(stdout)) ct_die("stdout: write error");
+    for (int i = 0; i < 3; i++) csv_buf_free(&tb[i]);
+    if (ct_flush_stdout() != 0) ct_die("%s", ct_lasterr());
     return CT_EXIT_OK;
 }

@@ -175,6 +175,26 @@ static int check_volume(const struct nii_image *im, const char *what) {
     return 0;
 }
 
+/* Integer voxels scaled as the resampler reads them, (float)(v * slope + inter):
+ * how many are not finite.  Linear in v, so when both ends of the dtype's range
+ * stay finite no voxel can overflow and the data is not read at all. */
+static int64_t count_nonfinite_scaled(const struct tn_tensor *t, double slope, double inter) {
+    if (tn_dtype_is_float(t->dtype)) {            /* float data: checked before scaling too */
+        int64_t k = 0, n = tn_numel(t);
+        for (int64_t i = 0; i < n; i++) k += !isfinite((float)(tn_get(t, i) * slope + inter));
+        return k;
+    }
+    static const double lo[] = { [TN_U8] = 0, [TN_I8] = -128, [TN_U16] = 0, [TN_I16] = -32768, [TN_U32] = 0,
+                                 [TN_I32] = -2147483648.0, [TN_U64] = 0, [TN_I64] = -9223372036854775808.0 };
+    static const double hi[] = { [TN_U8] = 255, [TN_I8] = 127, [TN_U16] = 65535, [TN_I16] = 32767,
+                                 [TN_U32] = 4294967295.0, [TN_I32] = 2147483647, [TN_U64] = 18446744073709551615.0,
+                                 [TN_I64] = 9223372036854775807.0 };
+    if (isfinite((float)(lo[t->dtype] * slope + inter)) && isfinite((float)(hi[t->dtype] * slope + inter))) return 0;
+    int64_t k = 0, n = tn_numel(t);
+    for (int64_t i = 0; i < n; i++) k += !isfinite((float)(tn_get(t, i) * slope + inter));
+    return k;
+}
+
 static int is_oblique(const struct nii_image *im) {
     for (int r = 0; r < 3; r++)
         for (int c = 0; c < 3; c++)
@@ -310,6 +330,21 @@ static int process_case(struct run *R, const struct ct_case *cs) {
         return ct_seterr("%s: %s (spacing read from the affine diagonal as fVLM does; --spacing-from norm "
                          "for oblique or permuted axes)", cs->ct, msg);
     }
+    /* the size limit from the header, before any work: the resampled grid is
+     * walked whole (organ box) before cropping, and padding only grows it */
+    {
+        struct rs_grid gp = g;
+        rs_grid_pad(&gp, o->rp.pad_to);
+        int64_t big[3];
+        for (int i = 0; i < 3; i++) big[i] = gp.out_shape[i] > g.out_shape[i] ? gp.out_shape[i] : g.out_shape[i];
+        double bytes = 4.0 * (double)big[0] * (double)big[1] * (double)big[2];
+        if (bytes > 4294967295.0)
+            return ct_seterr("%s: resampled to [%lld,%lld,%lld] voxels of %g x %g x %g mm the image would need %.3g GiB "
+                             "as f32; a tensor is limited to 4 GiB - 1 (input [%lld,%lld,%lld], voxel size %g x %g x %g mm)",
+                             cs->ct, (long long)big[0], (long long)big[1], (long long)big[2], o->rp.spacing_mm[0],
+                             o->rp.spacing_mm[1], o->rp.spacing_mm[2], bytes / 1073741824.0, (long long)in_shape[0],
+                             (long long)in_shape[1], (long long)in_shape[2], sp_in[0], sp_in[1], sp_in[2]);
+    }
     if (is_oblique(&hdr))
         ct_warn("%s: oblique or permuted affine; spacing taken from its %s", cs->ct,
                 o->spacing_norm ? "column norms" : "diagonal as fVLM does (see --spacing-from)");
@@ -428,6 +463,9 @@ join:
     is.slope = slope, is.inter = inter;
     int64_t bad = rs_count_nonfinite(&is, R->threads);
     if (bad > 0) return ct_seterr("%s: %lld NaN or infinite voxels", cs->ct, (long long)bad);
+    if (is.scaled && (bad = count_nonfinite_scaled(img.data, slope, inter)) > 0)
+        return ct_seterr("%s: %lld voxels are NaN or infinite once scaled by scl_slope %g, scl_inter %g", cs->ct,
+                         (long long)bad, slope, inter);
     if (rs_image_write(&is, &g, &o->win, image->data, R->threads) != 0) return ct_prefixerr("%s", cs->ct);
     vbuf_release(&R->ctbuf);                      /* the CT's voxels end here */
     STAGE("image");

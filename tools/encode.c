@@ -232,7 +232,7 @@ static void load_weights(struct ctx *c, const char *path, struct tn_arena *a) {
     if (!in) ct_die("%s", ct_lasterr());
     struct rec w;
     int rc = rec_read(in, a, &w);
-    if (rc < 0) ct_die("%s: %s", path, ct_lasterr());
+    if (rc < 0) ct_die("%s", ct_lasterr());          /* rec_read names the file */
     if (rc == 0) ct_die("%s: empty stream (no ct.weights/1 record)", path);
     if (rec_expect(&w, NM_WEIGHTS_NAME, NM_WEIGHTS_MAJOR) != 0) ct_die("%s: %s", path, ct_lasterr());
     c->model = nn_visd_new(&w, &c->model_opts);

@@ -13,6 +13,7 @@
 #include <zstd.h>
 
 #include "check.h"
+#include "csv.h"
 #include "ct.h"
 #include "stream.h"
 
@@ -483,6 +484,34 @@ static void test_write_errors(void) {
     tn_arena_free(a);
 }
 
+/* issue 15 item 13: the one escaper: JSON always valid UTF-8, terminal text inert */
+static void test_escaper(void) {
+    struct csv_buf b = { 0 };
+    static const struct { const char *in; size_t n; const char *json, *term; } c[] = {
+        { "a\"b\\c", 5, "\"a\\\"b\\\\c\"", "a\"b\\\\c" },
+        { "\x1b[2J\x07\x7f", 6, "\"\\u001b[2J\\u0007\\u007f\"", "\\x1b[2J\\x07\\x7f" },
+        { "\xc2\x9b" "31m", 5, "\"\\u009b31m\"", "\\xc2\\x9b31m" },                    /* C1 CSI */
+        { "\xc3\xa9\xe2\x82\xac", 5, "\"\xc3\xa9\xe2\x82\xac\"", "\xc3\xa9\xe2\x82\xac" },  /* UTF-8 as is */
+        { "a\xff\xfe" "b", 4, "\"a\\ufffd\\ufffdb\"", "a\\xff\\xfeb" },              /* invalid bytes */
+        { "x\xe2\x82", 3, "\"x\\ufffd\\ufffd\"", "x\\xe2\\x82" },                 /* cut sequence */
+        { "\xed\xa0\x80", 3, "\"\\ufffd\\ufffd\\ufffd\"", "\\xed\\xa0\\x80" },  /* surrogate */
+        { "n\0l\n", 4, "\"n\\u0000l\\n\"", "n\\x00l\\n" },
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        b.n = 0;
+        csv_put_json_str(&b, c[i].in, c[i].n);
+        CHECK(b.n == strlen(c[i].json) && !memcmp(b.p, c[i].json, b.n) && csv_utf8_check(b.p, b.n) == b.n,
+              "escaper: JSON case %zu", i);
+        b.n = 0;
+        csv_put_term_str(&b, c[i].in, c[i].n);
+        CHECK(b.n == strlen(c[i].term) && !memcmp(b.p, c[i].term, b.n), "escaper: terminal case %zu", i);
+    }
+    b.n = 0;
+    csv_put_json_str(&b, NULL, 0);                  /* msgpack's empty string has no pointer (fuzz-stream) */
+    CHECK(b.n == 2 && !memcmp(b.p, "\"\"", 2), "escaper: an empty string without a pointer");
+    csv_buf_free(&b);
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     ct_init(argv[0]);
@@ -495,6 +524,7 @@ int main(int argc, char **argv) {
     test_write_errors();
     test_big_pipe(REC_RAW);
     test_big_pipe(REC_ZSTD);
+    test_escaper();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd) != 0) printf("# could not remove %s\n", tmpdir);
