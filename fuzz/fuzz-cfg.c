@@ -4,7 +4,7 @@
 #include "cfg.h"
 #include "fuzz.h"
 #include "report.h"
-#include "resample.h"
+#include "organs.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static int fd = -1;
@@ -17,8 +17,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     struct cfg_node **docs;
     int n = cfg_load_all((const char *)data, size, "fuzz.yaml", a, &docs);
     for (int i = 0; i < n && i < 16; i++) {
-        struct rs_organs o;
-        (void)rs_organs_parse(docs[i], a, &o);
+        struct org_classes o;
+        (void)org_classes_parse(docs[i], a, &o);
         long v;
         double d;
         int b;
@@ -26,11 +26,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     tn_arena_reset(a);
     fuzz_put(fd, data, size);
-    struct report_organs ro;
-    struct report_abn ab;
-    (void)report_organs_load(path, a, &ro);
+    struct org_set ro;
+    struct org_abn ab;
+    (void)org_set_load(path, a, &ro);
     tn_arena_reset(a);
-    (void)report_abn_load(path, a, &ab);
+    (void)org_abn_load(path, a, &ab);
     tn_arena_reset(a);
     return 0;
 }

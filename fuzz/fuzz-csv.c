@@ -5,10 +5,10 @@
 #include "report.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    static struct report_abn abn;
+    static struct org_abn abn;
     static int init;
     if (!init) {
-        report_abn_default(&abn);
+        org_abn_default(&abn);
         init = 1;
     }
     struct csv_reader *r = csv_reader_mem((const char *)data, size, "fuzz.csv");

@@ -6,10 +6,10 @@
 #include "report.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    static struct report_organs organs;
+    static struct org_set organs;
     static struct tn_arena *a;
     if (!a) {
-        report_organs_default(&organs);
+        org_set_default(&organs);
         a = tn_arena_new(0);
     }
     if (size < 1) return 0;
