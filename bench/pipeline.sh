@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bench/pipeline.sh - dataset throughput of the whole per-case pipeline (pipelines/stages.sh:
-# ct-resample | mask-pool | encode | summary) on this machine, and the share of each stage.
+# ct-resample | mask-pool | encode | vq-recon | zeroshot, text-encode once per run) on this
+# machine, and the share of each stage.
 # Not a test.  On a shared machine run it under the bench lock:
 #   flock /tmp/ctvis-bench.lock bench/pipeline.sh
 #
@@ -25,8 +26,15 @@ export PATH=$PWD/$BUILD/bin:$PATH
 core=$("$PYTHON" -c 'import ctypes; l = ctypes.CDLL("libopenblas.so.0"); l.openblas_get_corename.restype = ctypes.c_char_p; print(l.openblas_get_corename().decode())' 2>/dev/null || echo unknown)
 echo "== machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, OpenBLAS core $core"
 echo "== uptime at start: $(uptime)"
-[ -s "$B/w.ctv" ] || "$PYTHON" tools/ctvis-convert.py --random 1 --encoder-only -o "$B/w.ctv" 2>/dev/null
-W=$PWD/$B/w.ctv
+# seeded random weights of the whole pipeline; the text encoder is small (2 layers, width 256, a
+# vocabulary of letters): it runs once per run, not per case, so its size does not enter the rates
+if [ ! -s "$B/w-full.ctv" ]; then
+    { printf '[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n.\n,\n'
+      for c in a b c d e f g h i j k l m n o p q r s t u v w x y z; do printf '%s\n##%s\n' $c $c; done; } >"$B/vocab.txt"
+    "$PYTHON" tools/ctvis-convert.py --random 1 --text-layers 2 --text-hidden 256 --text-heads 4 \
+        --vocab "$B/vocab.txt" -o "$B/w-full.ctv" 2>/dev/null
+fi
+W=$PWD/$B/w-full.ctv
 ms() { date +%s%N | cut -c1-13; }
 
 echo; echo "== 1. small phantoms, make -j 2"
@@ -48,13 +56,15 @@ st() {  # st NAME CMD... : wall s and peak RSS MB of one stage
 st ct-resample "$B/full/ct.nii.gz" --label "$B/full/seg.nii.gz" --id full -v -o "$B/case.ctv"
 st mask-pool -v "$B/case.ctv" -o "$B/windows.ctv"
 st encode -w "$W" -j 2 -v "$B/windows.ctv" -o "$B/tokens.ctv"
-st ct-ls --json "$B/tokens.ctv" >"$B/full.json"
+st vq-recon -w "$W" -j 2 -v "$B/tokens.ctv" -o "$B/organ.ctv"
+text-encode -w "$W" -o "$B/prompts.ctv" 2>>"$B/stages.log"      # once per run: not a case stage
+st zeroshot --prompts "$B/prompts.ctv" -v "$B/organ.ctv" -o "$B/probs.ctv"
 grep -E 'loaded|trunk runs' "$B/stages.log" | sed 's/^/  /'
 awk '{ t[NR] = $1; s[NR] = $2; m[NR] = $3; tot += $2 }
      END { printf "%-12s %8s %7s %8s\n", "stage", "wall s", "share", "peak MB"
            for (i = 1; i <= NR; i++) printf "%-12s %8.2f %6.1f%% %8d\n", t[i], s[i], 100 * s[i] / tot, m[i]
            printf "%-12s %8.2f\n", "total", tot }' "$B/stages.txt"
-echo "tokens of the case: $(du -m "$B/tokens.ctv" | cut -f1) MB (streamed, not kept by the dataset run); result: $(du -k "$B/full.json" | cut -f1) kB"
+echo "tokens of the case: $(du -m "$B/tokens.ctv" | cut -f1) MB (streamed, not kept by the dataset run); kept: organ $(du -k "$B/organ.ctv" | cut -f1) kB, probs $(du -k "$B/probs.ctv" | cut -f1) kB"
 
 echo; echo "== 3. $FULL full cases, make -j 2, THREADS=1; uptime: $(uptime | sed 's/.*load/load/')"
 rm -rf "$B/fulls" "$B/fulls-out"

@@ -9,7 +9,8 @@
 #
 # Outputs under $OUT (default out):
 #   cases/ID.EXT      the case's result, written atomically: its presence means "done"
-#   keep/ID.NAME.ctv  intermediates named in $KEEP (case, windows, tokens), for debugging
+#                     (today cases/ID.ctv, its ct.probs/1 record; rows/ID.csv its CSV row)
+#   keep/ID.NAME.ctv  the streams named in $KEEP (case, windows, tokens, organ; default: organ)
 #   log/ID.log        the stages' stderr (their -v timings, or the error)
 #   status/ID.ok      "SECONDS" / status/ID.failed "SECONDS<TAB>first error line"
 # A failing case leaves no result and no kept file, prints one line "ID: FAILED ..." on stderr
@@ -17,8 +18,9 @@
 #   case7 ok 3.1 s | 12/40 done, 1 failed | 2.4 cases/min | ETA 11m
 set -uo pipefail
 PIPE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-export OUT=${OUT:-out} THREADS=${THREADS:-1} KEEP=${KEEP:-} WEIGHTS=${WEIGHTS:-weights.ctv}
+export OUT=${OUT:-out} THREADS=${THREADS:-1} KEEP=${KEEP-organ} WEIGHTS=${WEIGHTS:-weights.ctv}
 export RESAMPLE_FLAGS=${RESAMPLE_FLAGS:-} MASKPOOL_FLAGS=${MASKPOOL_FLAGS:-} ENCODE_FLAGS=${ENCODE_FLAGS:-}
+export VQ_FLAGS=${VQ_FLAGS:-} ZEROSHOT_FLAGS=${ZEROSHOT_FLAGS:-} METRICS_FLAGS=${METRICS_FLAGS:-}
 export LABELS=${LABELS:-}
 # shellcheck source=stages.sh
 . "$PIPE/stages.sh"
@@ -70,7 +72,7 @@ run_case() {
     mkdir -p "$OUT/cases" "$OUT/log" "$OUT/status" "$OUT/keep" || die "$OUT: cannot create directories"
     CASE_ID=$id
     rm -f "$OUT/status/$id.ok" "$OUT/status/$id.failed"
-    trap 'rm -f "$res.tmp.$$" "$OUT"/keep/."$id".*.ctv.$$; exit 130' INT TERM
+    trap 'rm -f "$res.tmp.$$" "$OUT"/keep/."$id".*.ctv.$$ "$OUT"/rows/."$id".*.$$; exit 130' INT TERM
     t0=$(now)
     stage_case "$id" "$ct" "$seg" >"$res.tmp.$$" 2>"$OUT/log/$id.log"
     local rc=$?
@@ -85,8 +87,10 @@ run_case() {
         return 0
     fi
     rm -f "$res.tmp.$$" "$OUT"/keep/."$id".*.ctv.$$
-    # the first line of a stage that reports a problem (not its -v chatter)
-    err=$(grep -v -E '[0-9] m?s( |,|\)|$)|peak RSS|untrained|reused' "$OUT/log/$id.log" | head -1)
+    # the first line of a stage that reports a problem (not its -v chatter nor mask-pool's warning
+    # for a missing organ)
+    err=$(grep -v -E '[0-9] m?s( |,|\)|$)|peak RSS|untrained|reused|: BLAS: |kernels: |mean err [0-9.]+$|no window for' \
+        "$OUT/log/$id.log" | head -1)
     [ -n "$err" ] || err="exit status $rc (see $OUT/log/$id.log)"
     printf '%s\t%s\n' "$secs" "$err" >"$OUT/status/$id.failed"
     echo "$id: FAILED: $err" >&2

@@ -7,11 +7,14 @@
 # SEG_DIR (CT-RATE's tree or flat: SEG_DIR/<same relative path>) into OUT/manifest.tsv unless MANIFEST
 # is given; Slurm (pipelines/slurm/) and GNU parallel (pipelines/parallel.sh) read the same file.
 # What is computed lives in pipelines/stages.sh; pipelines/case.sh runs one case:
-#   OUT/once/.done        the once-per-run step (checks the weights; prompt features later)
-#   OUT/cases/ID.EXT      one result per case (its presence = done; redone when CT, SEG or the
-#                         once step are newer)
+#   OUT/once/.done        the once-per-run step (checks the weights; the prompt features
+#                         OUT/once/prompts.ctv, text-encode)
+#   OUT/cases/ID.ctv      one result per case, its ct.probs/1 record (its presence = done; redone
+#                         when CT, SEG or the once step are newer); OUT/rows/ID.csv its CSV row
+#   OUT/keep/ID.organ.ctv its organ features and anomaly maps (ct.organ/1; KEEP, below)
 #   OUT/log/ID.log        the stages' stderr;  OUT/status/ID.ok|.failed  the markers
-#   OUT/summary.tsv, and the merged result (OUT/result.jsonl today)
+#   OUT/summary.tsv, OUT/probs.ctv (all ct.probs/1 records), OUT/probs.csv (the released CSV),
+#   and with LABELS=the label CSV: OUT/metrics.txt (.csv, .json) and OUT/roc.svg
 # A failing case is reported on stderr, leaves no result and does not stop the others (no -k
 # needed); the final step lists it and make exits non-zero.  Re-running redoes only the cases
 # without a result (the failed ones and those an interruption cut).  Each finished case prints
@@ -20,7 +23,8 @@
 #   make ... list                     the cases (of this shard)
 #   make ... SHARD=i/N                only the cases of shard i of N (lines i, i+N, ...), no merge
 #   make ... summary                  only the final step, on the results there are
-#   make ... KEEP="windows tokens"    also keep these intermediates in OUT/keep/ID.NAME.ctv
+#   make ... KEEP="organ tokens"      the streams kept in OUT/keep/ID.NAME.ctv (default organ;
+#                                     also case, windows; KEEP= keeps none)
 #   make ... THREADS=2                -j of each case's compute stages (default 1 per case)
 
 CT_DIR   ?= ct
@@ -30,12 +34,15 @@ WEIGHTS  ?= weights.ctv
 THREADS  ?= 1
 SHARD    ?=
 MANIFEST ?=
-KEEP     ?=
+KEEP     ?= organ
 LABELS   ?=
 RESAMPLE_FLAGS ?=
 MASKPOOL_FLAGS ?=
 ENCODE_FLAGS   ?=
-export OUT WEIGHTS THREADS KEEP LABELS RESAMPLE_FLAGS MASKPOOL_FLAGS ENCODE_FLAGS
+VQ_FLAGS       ?=
+ZEROSHOT_FLAGS ?=
+METRICS_FLAGS  ?=
+export OUT WEIGHTS THREADS KEEP LABELS RESAMPLE_FLAGS MASKPOOL_FLAGS ENCODE_FLAGS VQ_FLAGS ZEROSHOT_FLAGS METRICS_FLAGS
 
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c

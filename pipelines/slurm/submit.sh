@@ -8,7 +8,8 @@
 #   once    the once-per-run step
 #   array   --array=0-(SHARDS-1), --dependency=afterok:once; task I runs the cases of shard I
 #           (manifest lines I, I+SHARDS, ...), skipping those that already have a result
-#   merge   --dependency=afterok:array; writes $OUT/summary.tsv and the merged result
+#   merge   --dependency=afterok:array; writes $OUT/summary.tsv, the merged probabilities
+#           ($OUT/probs.ctv, probs.csv) and, with LABELS set, the metrics ($OUT/metrics.txt ...)
 # SHARDS defaults to min(number of cases, 64).  SBATCH-OPTIONS go to every job (--partition,
 # --time, --cpus-per-task=N: then THREADS=N per case).  Logs: $OUT/slurm/<job>_<task>.out.
 # Re-submitting after an interruption redoes only the cases without a result.  Progress:
@@ -29,6 +30,7 @@ OUT=$(cd "$OUT" && pwd)
 export CTVIS_PIPE=$PIPE MANIFEST
 MANIFEST=$(cd "$(dirname "$manifest")" && pwd)/$(basename "$manifest")
 [ -z "${WEIGHTS:-}" ] || export WEIGHTS=$(cd "$(dirname "$WEIGHTS")" && pwd)/$(basename "$WEIGHTS")
+[ -z "${LABELS:-}" ] || export LABELS=$(cd "$(dirname "$LABELS")" && pwd)/$(basename "$LABELS")
 
 "$PIPE/case.sh" --begin "$MANIFEST"
 step=$PIPE/slurm/step.sbatch

@@ -1,8 +1,9 @@
 # pipelines/slurm: a dataset on a real single-node Slurm (Debian's slurmctld + slurmd + munge),
 # configured and started here on loopback in the scratch directory and stopped at the end:
 # submit.sh's job array runs the manifest's cases in shards, the merge job waits for it
-# (afterok), a corrupt case fails alone and is listed, a re-submission redoes only it, and the
-# results equal those of make on the same manifest.  Skips (saying why) where the daemons are not
+# (afterok) and merges the probabilities (probs.ctv, the released probs.csv) and computes the
+# metrics from the label CSV, a corrupt case fails alone and is listed, a re-submission redoes
+# only it, and the results equal those of make on the same manifest.  Skips (saying why) where the daemons are not
 # installed or cannot start; needs root, as CI has (slurmd runs the jobs as their user).
 source "$(dirname "$0")/lib.sh"
 ROOT=${CT_ROOT:-$PWD}
@@ -80,12 +81,13 @@ done
 ok "slurm: slurmctld, slurmd and munged up on loopback (ports $p1, $p2)"
 
 # ---- the dataset: four small phantoms in CT-RATE's layout, the last one corrupt ----
-"$PYTHON" "$ROOT/tools/ctvis-convert.py" --random 3 --encoder-only -o "$T/w.ctv" 2>/dev/null ||
+random_weights "$T/w.ctv" 3 ||
     { notok "setup: random weights" "ctvis-convert failed"; exit 1; }
 "$ROOT/pipelines/phantom-dataset.sh" --cases 4 --corrupt "$T/rate" >/dev/null &&
     "$ROOT/pipelines/manifest.sh" "$T/rate/valid" "$T/rate/masks/valid" >"$T/manifest.tsv" ||
     { notok "setup: dataset" "phantom-dataset.sh or manifest.sh failed"; exit 1; }
 export RESAMPLE_FLAGS="--spacing 16,8,8 --pad-to 32,64,64" MASKPOOL_FLAGS="--roi 32,64,64" WEIGHTS=$T/w.ctv
+export LABELS=$(echo "$T/rate/multi_abnormality_labels/"*.csv)
 
 # submit.sh, then wait for the merge job to leave the queue; prints the job ids
 run_slurm() {
@@ -123,19 +125,26 @@ else notok "slurm: the merge job lists the failed case and exits 1" "$(field "$m
 grep -qE '^valid_[0-9]_a_1 ok [0-9.]+ s \| [0-9]/4 done' "$T/sout/slurm/${array}_0.out" &&
     ok "slurm: the tasks' logs show the progress" || notok "slurm: the tasks' logs show the progress" "$(cat "$T/sout/slurm/${array}_0.out")"
 
-# the same manifest with make: the same results (the weights path is absolute in both)
+if grep -q "^metrics: $T/sout/metrics.txt" "$T/sout/slurm/${merge}_merge.out" && grep -q '^3 cases' "$T/sout/metrics.txt" &&
+   [ "$(head -1 "$T/sout/probs.csv" | cut -d, -f1-2)" = "file_name,lung_Emphysema_Not Emphysema._Emphysema." ] &&
+   [ "$(cut -d, -f1 "$T/sout/probs.csv" | tail -n +2 | tr '\n' ' ')" = "valid_1_a_1.nii.gz valid_2_a_1.nii.gz valid_3_a_1.nii.gz " ]; then
+    ok "slurm: the merge job writes probs.csv and the metrics of the done cases"
+else notok "slurm: the merge job writes probs.csv and the metrics of the done cases" "$(ls "$T/sout"; head -c 300 "$T/sout/probs.csv")"; fi
+
+# the same manifest with make: the same results (the weights and labels paths are absolute in both)
 make -s -f "$ROOT/pipelines/dataset.mk" -j 2 MANIFEST="$T/manifest.tsv" OUT="$T/mout" >/dev/null 2>&1
-same "slurm: the same merged result as make" "$T/mout/result.jsonl" "$T/sout/result.jsonl"
+same "slurm: the same probabilities CSV as make" "$T/mout/probs.csv" "$T/sout/probs.csv"
+same "slurm: the same metrics as make" "$T/mout/metrics.csv" "$T/sout/metrics.csv"
 
 # repaired and re-submitted: only that case runs, the merge job succeeds
-before=$(stat -c %Y "$T/sout/cases/valid_1_a_1.json")
+before=$(stat -c %Y "$T/sout/cases/valid_1_a_1.ctv")
 cp "$T/rate/valid/valid_1/valid_1_a/valid_1_a_1.nii.gz" "$T/rate/valid/valid_4/valid_4_a/valid_4_a_1.nii.gz"
 sleep 1
 ids=$(run_slurm) || { notok "slurm: re-submission" "submission failed"; exit 1; }
 read -r once array merge <<<"$ids"
 ran=$(cat "$T/sout/slurm/${array}"_*.out | grep -cE '^valid_[0-9]_a_1 (ok|failed) ')
-if [ "$(field "$merge" JobState)" = COMPLETED ] && [ "$ran" = 1 ] && [ -e "$T/sout/cases/valid_4_a_1.json" ] &&
-   [ "$(stat -c %Y "$T/sout/cases/valid_1_a_1.json")" = "$before" ] &&
+if [ "$(field "$merge" JobState)" = COMPLETED ] && [ "$ran" = 1 ] && [ -e "$T/sout/cases/valid_4_a_1.ctv" ] &&
+   [ "$(stat -c %Y "$T/sout/cases/valid_1_a_1.ctv")" = "$before" ] && [ "$(grep -c . "$T/sout/probs.csv")" = 5 ] &&
    grep -q "^summary: 4 of 4 cases done, 0 failed, 0 missing" "$T/sout/slurm/${merge}_merge.out"; then
     ok "slurm: a re-submission redoes only the failed case"
 else notok "slurm: a re-submission redoes only the failed case" "ran $ran, $(field "$merge" JobState): $(cat "$T/sout/slurm/${merge}_merge.out" 2>/dev/null)"; fi

@@ -9,6 +9,7 @@
 #       the line "Try 'tool --help'.")
 #   same NAME FILE1 FILE2        files are byte-identical
 #   have_data                    true when ../shared/data is present
+#   random_weights FILE SEED     small seeded random weights of the whole pipeline (below)
 set -u
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
@@ -44,3 +45,12 @@ same() {
 }
 
 have_data() { [ -d "$CT_DATA" ]; }
+
+# random_weights FILE SEED: seeded random (untrained) weights of the whole pipeline, small: encoder,
+# VQ-VAE, organ head and a 1-layer width-64 text encoder with a vocabulary of the prompts' letters
+random_weights() {
+    { printf '[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n.\n,\n'
+      for c in a b c d e f g h i j k l m n o p q r s t u v w x y z; do printf '%s\n##%s\n' $c $c; done; } >"$1.vocab"
+    "$PYTHON" "${CT_ROOT:-$PWD}/tools/ctvis-convert.py" --random "$2" --text-layers 1 --text-hidden 64 \
+        --vocab "$1.vocab" -o "$1" 2>/dev/null
+}
