@@ -20,6 +20,7 @@
 #include "nn-visd.h"
 #include "nn.h"
 #include "stream.h"
+#include "weights.h"
 
 struct opts {
     const char *weights;             /* ct.weights/1 file (required) */
@@ -228,21 +229,13 @@ static void env_tuning(struct ctx *c) {
 
 /* Read the one ct.weights/1 record of path and build the model. */
 static void load_weights(struct ctx *c, const char *path, struct tn_arena *a) {
-    struct rec_reader *in = rec_reader_open(path);
-    if (!in) ct_die("%s", ct_lasterr());
-    struct rec w;
-    int rc = rec_read(in, a, &w);
-    if (rc < 0) ct_die("%s", ct_lasterr());          /* rec_read names the file */
-    if (rc == 0) ct_die("%s: empty stream (no ct.weights/1 record)", path);
-    if (rec_expect(&w, NM_WEIGHTS_NAME, NM_WEIGHTS_MAJOR) != 0) ct_die("%s: %s", path, ct_lasterr());
-    c->model = nn_visd_new(&w, &c->model_opts);
+    struct weights w;
+    if (weights_read(path, NULL, NULL, a, &w) != 0) ct_die("%s", ct_lasterr());
+    c->model = nn_visd_new(&w.rec, &c->model_opts);
     if (!c->model) ct_die("%s: %s", path, ct_lasterr());
-    const char *sha = rec_meta_str(&w, NM_M_SHA256);
     c->weights_id = ct_xstrdup(w.id);
-    c->weights_sha = sha ? ct_xstrdup(sha) : NULL;
-    const struct rec_val *u = rec_meta_get(&w, NM_M_UNTRAINED);
-    c->weights_untrained = u && u->type == RV_BOOL && u->v.b;
-    rec_reader_close(in);
+    c->weights_sha = w.sha256 ? ct_xstrdup(w.sha256) : NULL;
+    c->weights_untrained = w.untrained;
 }
 
 int main(int argc, char **argv) {

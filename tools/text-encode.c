@@ -19,6 +19,7 @@
 #include "ct.h"
 #include "organs.h"
 #include "stream.h"
+#include "weights.h"
 #include "wordpiece.h"
 
 #define DEFAULT_MAX_LENGTH 384       /* max_txt_len of the released model (method.md 3.1) */
@@ -182,6 +183,13 @@ static void write_prompts(const struct opts *o, const struct cli_common *cc, con
     tn_arena_free(a);
 }
 
+/* the tensors the text side needs: text_encoder.*, text_proj.*, text_vocab, temp (a weights file
+ * with the image encoder and the VQ-VAE as well costs no memory here) */
+static int keep_text(const char *name, void *ctx) {
+    (void)ctx;
+    return !strncmp(name, "text_", 5) || !strcmp(name, "temp");
+}
+
 int main(int argc, char **argv) {
     ct_init(argv[0]);
     ct_blas_init(argv);   /* may re-exec once with stronger BLAS kernels (lib/blas.h) */
@@ -240,22 +248,15 @@ int main(int argc, char **argv) {
     }
     /* weights: one record, its tensors borrowed by the model (no second copy) */
     struct tn_arena *wa = tn_arena_new(0);
-    struct rec w;
-    if (o.weights) {
-        struct rec_reader *in = rec_reader_open(o.weights);
-        if (!in) ct_die("%s", ct_lasterr());
-        int rc = rec_read(in, wa, &w);
-        if (rc < 0) ct_die("%s: %s", o.weights, ct_lasterr());
-        if (rc == 0) ct_die("%s: empty stream (no ct.weights/1 record)", o.weights);
-        if (rec_expect(&w, "ct.weights", 1) != 0) ct_die("%s: %s", o.weights, ct_lasterr());
-        rec_reader_close(in);
-    }
+    struct weights wt = { 0 };
+    if (o.weights && weights_read(o.weights, keep_text, NULL, wa, &wt) != 0) ct_die("%s", ct_lasterr());
+    struct rec *w = &wt.rec;
     double t_load = ct_now() - t0;
     struct wp_vocab *v;
     if (o.vocab) {
         v = wp_vocab_load(o.vocab);
     } else {
-        const struct tn_tensor *vt = rec_tensor(&w, "text_vocab");
+        const struct tn_tensor *vt = rec_tensor(w, "text_vocab");
         if (!vt)
             ct_die("%s: no vocabulary in the weights (tensor text_vocab): give --vocab FILE (the model's vocab.txt)",
                    o.weights);
@@ -282,7 +283,7 @@ int main(int argc, char **argv) {
         text_flush(&t);
         free(t.p);
     } else {
-        struct bert *b = bert_new(&w, o.heads);
+        struct bert *b = bert_new(w, o.heads);
         if (!b) ct_die("%s: %s", o.weights, ct_lasterr());
         struct bert_dims d;
         bert_dims(b, &d);
@@ -298,9 +299,8 @@ int main(int argc, char **argv) {
         if (bert_prompt_features(b, n, (const int32_t *const *)ids, lens, feat, cc.threads) != 0)
             ct_die("%s", ct_lasterr());
         ct_log(1, "%d prompts encoded in %.3f s; peak RSS %ld MB", n, ct_now() - t1, ct_peak_rss_kb() / 1024);
-        write_prompts(&o, &cc, &w, &items, feat, d.proj, bert_temp(b), argc, argv);
-        const struct rec_val *u = rec_meta_get(&w, "untrained");
-        if (u && u->type == RV_BOOL && u->v.b)
+        write_prompts(&o, &cc, w, &items, feat, d.proj, bert_temp(b), argc, argv);
+        if (wt.untrained)
             ct_warn("%s: untrained (random) weights: the prompt features are for testing only", o.weights);
         free(feat);
         bert_free(b);

@@ -21,6 +21,7 @@
 #include "stream.h"
 #include "visd-head.h"
 #include "visd-vq.h"
+#include "weights.h"
 
 /* the model's organ order: query_tokens[o], res_projs*[o], id_projs(o), code block o */
 /* the model's organ order is CT-RATE's (lib/organs.h) */
@@ -289,19 +290,11 @@ static int keep_tensor(const char *name, void *ctx) {
 /* Read the weights record (only the tensors the models need) into arena a, which must stay
  * alive as long as the models (they borrow its tensors). */
 static void load_weights(struct ctx *c, const char *path, struct tn_arena *a) {
-    struct rec_reader *in = rec_reader_open(path);
-    if (!in) ct_die("%s", ct_lasterr());
-    rec_reader_set_tensor_filter(in, keep_tensor, NULL);
-    struct rec w;
-    int rc = rec_read(in, a, &w);
-    if (rc < 0) ct_die("%s: %s", path, ct_lasterr());
-    if (rc == 0) ct_die("%s: empty stream (no ct.weights/1 record)", path);
-    if (rec_expect(&w, "ct.weights", 1) != 0) ct_die("%s: %s", path, ct_lasterr());
-    if (!(c->vq = visd_vq_new(&w)) || !(c->head = visd_head_new(&w))) ct_die("%s: %s", path, ct_lasterr());
+    struct weights w;
+    if (weights_read(path, keep_tensor, NULL, a, &w) != 0) ct_die("%s", ct_lasterr());
+    if (!(c->vq = visd_vq_new(&w.rec)) || !(c->head = visd_head_new(&w.rec))) ct_die("%s: %s", path, ct_lasterr());
     c->weights_id = ct_xstrdup(w.id);
-    const struct rec_val *u = rec_meta_get(&w, "untrained");
-    c->weights_untrained = u && u->type == RV_BOOL && u->v.b;
-    rec_reader_close(in);
+    c->weights_untrained = w.untrained;
 }
 
 int main(int argc, char **argv) {
