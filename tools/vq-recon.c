@@ -25,6 +25,8 @@
 
 /* the model's organ order: query_tokens[o], res_projs*[o], id_projs(o), code block o */
 /* the model's organ order is CT-RATE's (lib/organs.h) */
+#define MAX_MAP_CELLS (1 << 20)   /* stage-4 cells of one window (4 MB of anomaly map) */
+
 _Static_assert(VISD_HEAD_ORGANS == ORG_CT_RATE_N, "one query token per CT-RATE organ");
 /* stage-4 cell in window voxels (D, H, W): method.md 2.2 */
 static const int cell4[3] = { 16, 32, 32 };
@@ -265,6 +267,12 @@ static int process(struct ctx *c, struct rec *r, struct rec_writer *out, int arg
             grid[s][k] = g[3 * s + k];
             if (grid[s][k] < 1 || grid[s][k] > 1 << 20) return ct_seterr("meta 'stage_grids' holds %lld", (long long)grid[s][k]);
         }
+    /* the anomaly map is allocated on the stage-4 grid: bound it before allocating.  A window the
+     * stream can hold (an f32 image of at most 4 GiB, 2^30 voxels) has at most 2^30 / (16*32*32)
+     * = 65,536 stage-4 cells; MAX_MAP_CELLS leaves room for the ceil of each axis. */
+    if (grid[3][0] * grid[3][1] * grid[3][2] > MAX_MAP_CELLS)
+        return ct_seterr("meta 'stage_grids': stage-4 grid %lldx%lldx%lld is larger than any window a stream can hold",
+                         (long long)grid[3][0], (long long)grid[3][1], (long long)grid[3][2]);
     /* every organ's tensors checked before the first result is written: nothing partial of a window */
     for (uint32_t i = 0; i < wv->v.a.n; i++) {
         if (wv->v.a.items[i].type != RV_STR) return ct_seterr("meta 'window_organs' item %u is not a string", i);

@@ -20,6 +20,8 @@ T = sys.argv[1]
 def tokens(path, variant=""):
     rng = np.random.default_rng(0)
     grids = [[4, 8, 8], [2, 4, 4], [1, 2, 2], [1, 1, 1]]
+    if variant == "hugegrid":           # a few kB claiming a 2^40-cell stage-4 grid
+        grids = [[1 << 20, 1 << 20, 8], [1 << 20, 1 << 20, 4], [1 << 20, 1 << 20, 2], [1 << 20, 1 << 20, 1]]
     t = {}
     organ = "liver" if variant == "liver" else "heart"
     for s in range(4):
@@ -37,7 +39,7 @@ def tokens(path, variant=""):
     schema = "ct.window/1" if variant == "schema" else "ct.tokens/1"
     with open(path, "wb") as f:
         reflib.write_record(f, schema, "c1", t, meta)
-for v in ["", "nan", "inf", "channels", "noflags", "schema", "liver"]:
+for v in ["", "nan", "inf", "channels", "noflags", "schema", "liver", "hugegrid"]:
     tokens("%s/tok%s.ctv" % (T, "-" + v if v else ""), v)
 
 w = next(reflib.read_stream(open(T + "/w.ctv", "rb")))
@@ -69,6 +71,8 @@ expect_fail "tokens without the flags' organ" 1 "organ 'aorta'.*no 'emb1/aorta'"
 expect_fail "wrong schema" 1 "expected a ct.tokens/1 record, got ct.window/1" vq-recon -w "$T/w.ctv" "$T/tok-schema.ctv"
 expect_fail "organ the model does not know" 1 "'liver' is not one of the model's organs" vq-recon -w "$T/w.ctv" "$T/tok-liver.ctv"
 head -c 3000 "$T/tok.ctv" >"$T/tok-trunc.ctv"
+expect_fail "stage grid larger than any window (bounded before allocating)" 1 "stage-4 grid 1048576x1048576x1 is larger" \
+    vq-recon -w "$T/w.ctv" "$T/tok-hugegrid.ctv"
 expect_fail "truncated tokens stream" 1 "truncated" vq-recon -w "$T/w.ctv" "$T/tok-trunc.ctv"
 # nothing partial: a good record then a bad one, to a file and to stdout
 cat "$T/tok.ctv" "$T/tok-nan.ctv" >"$T/tok-goodbad.ctv"

@@ -163,11 +163,18 @@ for args, label in [(["--recon", "-j", "2"], "global codebook, -j 2"), (["--reco
 
 # ---- thread count does not change the result ----
 try:
-    a, _ = run_vq(recs[:1], "-j", "1")
-    b, _ = run_vq(recs[:1], "-j", "3")
+    a, _ = run_vq(recs[:1], "--recon", "-j", "1")
+    b, _ = run_vq(recs[:1], "--recon", "-j", "3")
     fa, fb = a[0]["tensors"]["feature"], b[0]["tensors"]["feature"]
-    check("-j 1 and -j 3: same codes, feature within 1e-6 (max %.2g)" % np.abs(fa - fb).max(),
-          np.array_equal(a[0]["tensors"]["code4"], b[0]["tensors"]["code4"]) and np.abs(fa - fb).max() <= 1e-6)
+    # -j splits the GEMMs into other row blocks, so the last bits may differ and a near-tie code
+    # may flip (each run's near-ties are held to the reference's gap rule above): compare the
+    # features at 1e-6 where the codes agree, at the parity bound TOL where one flipped
+    ndiff = int(np.count_nonzero(a[0]["tensors"]["code4"] != b[0]["tensors"]["code4"]))
+    ok_j = compare("-j 3", b[0], keys_of(next(t for rid, t, _ in recs if rid == b[0]["id"]), b[0]["meta"]["organ"]),
+                   b[0]["meta"]["organ"])
+    check("-j 1 and -j 3: %d codes differ, feature within %g (max %.2g)" % (ndiff, 1e-6 if ndiff == 0 else TOL,
+                                                                            np.abs(fa - fb).max()),
+          ok_j and np.abs(fa - fb).max() <= (1e-6 if ndiff == 0 else TOL))
 except RuntimeError as e:
     not_ok("-j 1 and -j 3", str(e)[:300])
 
